@@ -1,0 +1,132 @@
+"""The generated catalog: what the pipeline writes to ``lake/_catalog/manifest.json`` and
+the server is built from. Validated on load, so a hand-edited or stale manifest fails early.
+"""
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MANIFEST_VERSION = 1
+
+ColumnType = Literal["string", "integer", "number", "boolean", "date", "datetime"]
+ColumnClass = Literal[
+    "pseudonym", "quasi_identifier", "sensitive", "clinical", "free_text", "administrative"
+]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class ManifestError(Exception):
+    """The manifest is missing, unreadable or does not validate."""
+
+
+class CatalogColumn(BaseModel):
+    """One column of a gold view as the catalog describes it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    type: ColumnType
+    description: str
+    column_class: ColumnClass = Field(alias="class")
+    filterable: bool = True
+    sortable: bool = True
+    enum: list[str] | None = None
+    """Closed set of values for a coded column; filters on it only accept these."""
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("column names are lower-case snake_case identifiers")
+        return value
+
+
+class CatalogDataset(BaseModel):
+    """One gold view: where it lives, what it holds, how fresh it is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    """Tool-safe view name, unique within an audience (``patients``)."""
+    audience: str
+    """Who the view is minimised for (``research``)."""
+    path: str
+    """Delta table path relative to the lake root (``gold/research/patients``)."""
+    title: str
+    description: str
+    owner: str
+    key: list[str]
+    """Columns that identify a row; the last-resort sort for stable paging."""
+    columns: list[CatalogColumn]
+    row_count: int
+    delta_version: int
+    last_materialized: datetime
+    upstream: list[str]
+    """Lake tables this view is computed from (``silver/ehr/patients``)."""
+    max_limit: int = 1000
+
+    @field_validator("name", "audience")
+    @classmethod
+    def _safe_identifier(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("dataset and audience names are lower-case snake_case identifiers")
+        return value
+
+    def column(self, name: str) -> CatalogColumn | None:
+        """The column called ``name`` (exact match), or None."""
+        for col in self.columns:
+            if col.name == name:
+                return col
+        return None
+
+
+class Manifest(BaseModel):
+    """The whole catalog."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    manifest_version: Literal[1] = MANIFEST_VERSION
+    generated_at: datetime
+    datasets: list[CatalogDataset]
+
+    def for_audience(self, audience: str) -> list[CatalogDataset]:
+        """The datasets of one audience, in manifest order."""
+        return [d for d in self.datasets if d.audience == audience]
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and validate a manifest file.
+
+    Args:
+        path: the ``manifest.json`` the catalog asset wrote.
+
+    Returns:
+        The validated manifest.
+
+    Raises:
+        ManifestError: when the file is missing or does not validate; the message says to run
+            ``make demo`` (or materialise the ``catalog`` asset).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(
+            f"No catalog manifest at {path}. Run `make demo` (or materialise the `catalog` "
+            "asset with `dagster dev -w workspace.yaml`) to build the lake and its catalog."
+        )
+    try:
+        return Manifest.model_validate_json(path.read_bytes())
+    except ValueError as exc:
+        raise ManifestError(
+            f"The catalog manifest at {path} does not validate. Rebuild it by materialising "
+            "the `catalog` asset (`make demo`)."
+        ) from exc
+
+
+def dump_manifest(manifest: Manifest) -> str:
+    """The manifest as stable, indented JSON (aliases used, keys in model order)."""
+    return json.dumps(manifest.model_dump(mode="json", by_alias=True), indent=2) + "\n"

@@ -1,0 +1,191 @@
+"""The ``biofed`` command line.
+
+Every sub-command imports what it needs when it runs, so ``biofed serve`` starts without
+loading Dagster.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_CONTRACT = Path(__file__).resolve().parent.parent / "mcp_catalog" / "contract.json"
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from connectors.synth import write_cohort
+
+    summary = write_cohort(Path(args.out), patients=args.patients, seed=args.seed)
+    print(f"Wrote a synthetic cohort of {summary.patients} people to {summary.out}:")
+    for name, count in sorted(summary.files.items()):
+        print(f"  {name:<40} {count:>8} records")
+    return 0
+
+
+def materialize(lake: str, landing: str, selection: str | None = None, *, instance=None,
+                log_level: str = "INFO"):
+    """Materialise every asset (or a selection) in process.
+
+    Args:
+        lake: the lake root.
+        landing: the landing root.
+        selection: comma-separated asset keys (``silver/ehr/patients,catalog``), or None for all.
+        log_level: the console log level of the run (``DEBUG`` shows every Dagster event).
+        instance: a Dagster instance; by default ``$DAGSTER_HOME``'s (so `dagster dev` shows
+            the run) or an ephemeral one when it is unset.
+
+    Returns:
+        The Dagster execution result.
+    """
+    import dagster as dg
+
+    from pipelines.definitions import build_definitions
+
+    definitions = build_definitions(lake=lake, landing=landing)
+    job = definitions.resolve_implicit_global_asset_job_def()
+    if instance is None:
+        instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    keys = None
+    if selection is not None:
+        keys = [dg.AssetKey(k.strip().split("/")) for k in selection.split(",") if k.strip()]
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    return job.execute_in_process(run_config=run_config, instance=instance, asset_selection=keys,
+                                  raise_on_error=False)
+
+
+def _materialize(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    result = materialize(args.lake, args.landing, args.select, log_level=args.log_level)
+    if not result.success:
+        print("The run failed; see the messages above, or open it in `dagster dev -w workspace.yaml`.",
+              file=sys.stderr)
+        return 1
+    print(f"Materialised in {time.monotonic() - started:.1f} s (run {result.run_id}).")
+    return 0
+
+
+def _summary(lake_root: str) -> str:
+    from mcp_catalog.manifest import load_manifest
+    from pipelines.lake import Lake
+
+    lake = Lake(lake_root)
+    lines = [f"{'table':<42} {'rows':>9} {'version':>8}"]
+    root = lake.local_path("")
+    for layer in ("bronze", "restricted", "silver", "gold", "_rejects"):
+        for log in sorted((root / layer).rglob("_delta_log")):
+            path = log.parent.relative_to(root).as_posix()
+            lines.append(f"{path:<42} {lake.row_count(path):>9} {lake.version(path):>8}")
+    manifest_path = root / "_catalog" / "manifest.json"
+    manifest = load_manifest(manifest_path)
+    lines.append("")
+    lines.append(f"Catalog manifest: {manifest_path} ({len(manifest.datasets)} datasets)")
+    return "\n".join(lines)
+
+
+def _connect_text(lake_root: str) -> str:
+    biofed = Path(sys.argv[0]).resolve()
+    lake = Path(lake_root).resolve()
+    return f"""
+Connect an MCP host (Claude Desktop: claude_desktop_config.json; VS Code: .vscode/mcp.json uses
+"servers" instead of "mcpServers"):
+
+  {{"mcpServers": {{"biofed": {{"command": "{biofed}",
+                              "args": ["serve", "--lake", "{lake}", "--role", "researcher"]}}}}}}
+
+Browse the asset graph and runs:  DAGSTER_HOME={os.environ.get("DAGSTER_HOME", ".dagster_home")} \\
+  .venv/bin/dagster dev -w workspace.yaml"""
+
+
+def _demo(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    if _synth(args) != 0:
+        return 1
+    result = materialize(args.lake, args.out, log_level="WARNING")
+    if not result.success:
+        print("The demo run failed; see the messages above.", file=sys.stderr)
+        return 1
+    print(f"\nMaterialised every asset in {time.monotonic() - started:.1f} s (Dagster run {result.run_id}).\n")
+    print(_summary(args.lake))
+    print(_connect_text(args.lake))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from mcp_catalog.serve import run_stdio
+
+    run_stdio(args.lake, args.role)
+    return 0
+
+
+def _snapshot(args: argparse.Namespace) -> int:
+    import anyio
+
+    from mcp_catalog.contract import contract_json, render_contract
+    from mcp_catalog.manifest import ManifestError, load_manifest
+    from mcp_catalog.server import build_server
+
+    try:
+        manifest = load_manifest(Path(args.lake) / "_catalog" / "manifest.json")
+    except ManifestError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    server = build_server(manifest, args.lake, role=args.role)
+    text = contract_json(anyio.run(render_contract, server))
+    out = Path(args.out)
+    changed = not out.exists() or out.read_text() != text
+    out.write_text(text)
+    print(f"{'Updated' if changed else 'Unchanged'}: {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``biofed`` command."""
+    parser = argparse.ArgumentParser(prog="biofed", description="Federate siloed life-sciences data "
+                                     "into a governed Delta Lake and serve it to AI agents over MCP.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    lake_default = os.environ.get("BIOFED_LAKE", "lake")
+
+    synth = sub.add_parser("synth", help="write a deterministic synthetic linked cohort")
+    synth.add_argument("--patients", type=int, default=500)
+    synth.add_argument("--seed", type=int, default=7)
+    synth.add_argument("--out", default="landing")
+    synth.set_defaults(func=_synth)
+
+    mat = sub.add_parser("materialize", help="materialise every asset (or --select) in process")
+    mat.add_argument("--lake", default=lake_default)
+    mat.add_argument("--landing", default=os.environ.get("BIOFED_LANDING", "landing"))
+    mat.add_argument("--select", help="comma-separated asset keys, e.g. bronze/ehr/patients")
+    mat.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    mat.set_defaults(func=_materialize)
+
+    demo = sub.add_parser("demo", help="synthesise a cohort, materialise everything, print a summary")
+    demo.add_argument("--patients", type=int, default=500)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--landing", dest="out", default="landing")
+    demo.add_argument("--lake", default=lake_default)
+    demo.set_defaults(func=_demo)
+
+    serve = sub.add_parser("serve", help="run the MCP catalog server over stdio")
+    serve.add_argument("--lake", default=lake_default)
+    serve.add_argument("--role", default=os.environ.get("BIOFED_ROLE", "researcher"))
+    serve.set_defaults(func=_serve)
+
+    catalog = sub.add_parser("catalog", help="catalog and tool-contract commands")
+    catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
+    snap = catalog_sub.add_parser("snapshot", help="regenerate the reviewed tools/resources contract")
+    snap.add_argument("--lake", default=lake_default)
+    snap.add_argument("--role", default="researcher")
+    snap.add_argument("--out", default=str(DEFAULT_CONTRACT))
+    snap.set_defaults(func=_snapshot)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``biofed`` console script."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Plain, Dagster-free transforms of the EHR silo: landing files to bronze, bronze to silver."""
+
+import hashlib
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from connectors.fhir import read_fhir
+from connectors.fhir.schema import OTHER_TABLE, TABLE_NAMES, table_schema
+
+BRONZE_TABLES: tuple[str, ...] = (*TABLE_NAMES.values(), OTHER_TABLE)
+SILVER_TABLES: tuple[str, ...] = tuple(TABLE_NAMES.values())
+FHIR_SUFFIXES = (".ndjson", ".ndjson.gz", ".json")
+
+INGEST_COLUMNS: dict[str, pl.DataType] = {
+    "source_sha256": pl.String(),
+    "ingested_at": pl.Datetime("us", "UTC"),
+}
+FILE_LEDGER_SCHEMA: dict[str, pl.DataType] = {
+    "source_file": pl.String(),
+    "source_sha256": pl.String(),
+    "bytes": pl.Int64(),
+    "records": pl.Int64(),
+    "rejects": pl.Int64(),
+    "ingested_at": pl.Datetime("us", "UTC"),
+}
+REJECTS_SCHEMA: dict[str, pl.DataType] = {
+    "source": pl.String(),
+    "locator": pl.String(),
+    "reason": pl.String(),
+    "source_sha256": pl.String(),
+    "ingested_at": pl.Datetime("us", "UTC"),
+}
+CROSSWALK_SCHEMA: dict[str, pl.DataType] = {
+    "source_system": pl.String(),
+    "identifier_type": pl.String(),
+    "identifier": pl.String(),
+    "person_key": pl.String(),
+    "linked_at": pl.Datetime("us", "UTC"),
+}
+
+
+def sha256_file(path: Path) -> str:
+    """The hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def landing_files(folder: Path) -> list[Path]:
+    """FHIR files (NDJSON, gzipped NDJSON, Bundle JSON) below a landing folder, sorted."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name.endswith(FHIR_SUFFIXES))
+
+
+@dataclass
+class BronzeBatch:
+    """What reading a set of changed landing files produced."""
+
+    tables: dict[str, pl.DataFrame]
+    rejects: pl.DataFrame
+    ledger: pl.DataFrame
+    changed_sources: list[str]
+
+
+def changed_files(files: Iterable[Path], root: Path, ledger: pl.DataFrame | None) -> list[tuple[Path, str, str]]:
+    """Landing files whose content is not yet in the ledger.
+
+    Returns:
+        ``(path, source_file relative to root, sha256)`` for each new or changed file.
+    """
+    known = set() if ledger is None else set(
+        zip(ledger.get_column("source_file").to_list(), ledger.get_column("source_sha256").to_list(), strict=True)
+    )
+    out = []
+    for path in files:
+        rel = path.relative_to(root).as_posix()
+        digest = sha256_file(path)
+        if (rel, digest) not in known:
+            out.append((path, rel, digest))
+    return out
+
+
+def read_bronze(changed: list[tuple[Path, str, str]], *, ingested_at: datetime) -> BronzeBatch:
+    """Read changed landing files into bronze rows with provenance, quarantining bad records.
+
+    Args:
+        changed: output of :func:`changed_files`.
+        ingested_at: the time recorded on every row.
+
+    Returns:
+        Rows per bronze table (every table present, possibly empty), rejects and ledger rows.
+    """
+    parts: dict[str, list[pl.DataFrame]] = {t: [] for t in BRONZE_TABLES}
+    rejects, ledger = [], []
+    for path, rel, digest in changed:
+        result = read_fhir(path, on_error="quarantine")
+        provenance = [pl.lit(rel).alias("source_file"), pl.lit(digest).alias("source_sha256"),
+                      pl.lit(ingested_at).cast(pl.Datetime("us", "UTC")).alias("ingested_at")]
+        records = 0
+        for table, frame in result.tables.items():
+            parts[table].append(frame.with_columns(provenance))
+            records += frame.height
+        rejects.append(result.rejects.with_columns(
+            pl.lit(rel).alias("source"), pl.lit(digest).alias("source_sha256"),
+            pl.lit(ingested_at).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
+        ))
+        ledger.append({"source_file": rel, "source_sha256": digest, "bytes": path.stat().st_size,
+                       "records": records, "rejects": result.rejects.height, "ingested_at": ingested_at})
+    tables = {
+        t: pl.concat(frames) if frames else pl.DataFrame(schema={**table_schema(t), **INGEST_COLUMNS})
+        for t, frames in parts.items()
+    }
+    return BronzeBatch(
+        tables=tables,
+        rejects=pl.concat(rejects).select(REJECTS_SCHEMA.keys()) if rejects else pl.DataFrame(schema=REJECTS_SCHEMA),
+        ledger=pl.DataFrame(ledger, schema=FILE_LEDGER_SCHEMA),
+        changed_sources=[rel for _, rel, _ in changed],
+    )
+
+
+def new_crosswalk_rows(patients: pl.DataFrame, crosswalk: pl.DataFrame | None, *,
+                       linked_at: datetime) -> pl.DataFrame:
+    """Identities seen in bronze patients that the crosswalk does not hold yet.
+
+    A FHIR patient id already linked keeps its person; a new id whose MRN is linked joins
+    that person; anything else gets a new random ``person_key``.
+
+    Args:
+        patients: bronze patients with ``id`` and ``mrn``.
+        crosswalk: the current crosswalk, or None before the first run.
+        linked_at: the time recorded on new rows.
+
+    Returns:
+        New crosswalk rows (possibly none) with ``CROSSWALK_SCHEMA``.
+    """
+    known: dict[tuple[str, str], str] = {}
+    if crosswalk is not None:
+        for row in crosswalk.select("identifier_type", "identifier", "person_key").iter_rows():
+            known[(row[0], row[1])] = row[2]
+    rows = []
+    for patient_id, mrn in patients.select("id", "mrn").unique(maintain_order=True).iter_rows():
+        person = known.get(("fhir_patient_id", patient_id)) or (mrn and known.get(("mrn", mrn)))
+        if person is None:
+            person = uuid.uuid4().hex
+        for kind, value in (("fhir_patient_id", patient_id), ("mrn", mrn)):
+            if value and (kind, value) not in known:
+                known[(kind, value)] = person
+                rows.append(("ehr", kind, value, person, linked_at))
+    return pl.DataFrame(rows, schema=CROSSWALK_SCHEMA, orient="row")
+
+
+def silver_frame(bronze: pl.DataFrame, crosswalk: pl.DataFrame, table: str) -> pl.DataFrame:
+    """Bronze rows of one resource type, deduplicated by FHIR id and linked to ``person_key``.
+
+    The latest ingestion wins for an id seen twice (then the later file and locator).
+
+    Args:
+        bronze: the bronze table.
+        crosswalk: the person crosswalk.
+        table: the silver table name (``patients``, ``encounters``, ...).
+
+    Returns:
+        Typed columns, ``person_key`` and provenance, one row per FHIR id.
+    """
+    typed = [c for c in table_schema(table) if c != "resource_json"]
+    latest = (
+        bronze.sort("ingested_at", "source_file", "source_locator")
+        .unique(subset=["id"], keep="last", maintain_order=True)
+        .select(*typed, "source_sha256", "ingested_at")
+    )
+    ids = crosswalk.filter(pl.col("identifier_type") == "fhir_patient_id").select(
+        pl.col("identifier").alias("_pid"), "person_key"
+    )
+    join_on = "id" if table == "patients" else "patient_id"
+    linked = latest.join(ids, left_on=join_on, right_on="_pid", how="left", maintain_order="left")
+    first = ["id", "person_key"]
+    return linked.select(*first, *[c for c in linked.columns if c not in first]).sort("id")

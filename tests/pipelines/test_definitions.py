@@ -1,0 +1,25 @@
+import dagster as dg
+
+from mcp_catalog.governance.views import RESEARCH_VIEWS
+from pipelines.definitions import build_definitions, defs
+from pipelines.ehr import BRONZE_TABLES, SILVER_TABLES
+
+
+def test_the_code_location_loads_and_validates():
+    dg.Definitions.validate_loadable(defs())
+
+
+def test_every_layer_of_the_ehr_silo_is_an_asset():
+    keys = {k.to_user_string() for k in build_definitions().resolve_all_asset_keys()}
+    expected = {f"bronze/ehr/{t}" for t in (*BRONZE_TABLES, "files", "rejects")}
+    expected |= {f"silver/ehr/{t}" for t in SILVER_TABLES}
+    expected |= {f"gold/research/{v.name}" for v in RESEARCH_VIEWS}
+    expected |= {"restricted/person_crosswalk", "catalog"}
+    assert keys == expected
+
+
+def test_gold_views_depend_on_their_silver_sources_and_consent():
+    graph = build_definitions().resolve_asset_graph()
+    for spec in RESEARCH_VIEWS:
+        parents = {k.to_user_string() for k in graph.get(dg.AssetKey(spec.path.split("/"))).parent_keys}
+        assert set(spec.sources) | {"silver/ehr/consents", "restricted/person_crosswalk"} == parents

@@ -1,0 +1,163 @@
+"""End to end: synthetic landing files -> bronze -> silver -> gold -> catalog, in a real lake."""
+
+import json
+
+import anyio
+import polars as pl
+import pytest
+
+from mcp_catalog.governance.views import RESEARCH_VIEWS
+from mcp_catalog.manifest import load_manifest
+from mcp_catalog.server import build_server
+from pipelines.cli import materialize
+from pipelines.ehr import SILVER_TABLES
+from pipelines.lake import Lake
+
+
+def _tables(root):
+    return sorted(p.parent.relative_to(root).as_posix() for p in root.rglob("_delta_log"))
+
+
+def test_a_full_materialisation_fills_every_layer(materialised_lake):
+    lake = Lake(materialised_lake.root)
+    tables = _tables(materialised_lake.root)
+    for table in SILVER_TABLES:
+        assert f"bronze/ehr/{table}" in tables and f"silver/ehr/{table}" in tables
+        assert lake.read(f"silver/ehr/{table}").height > 0, table
+    assert lake.row_count("_rejects/ehr/fhir") == 0 and lake.table("_rejects/ehr/fhir") is not None
+    silver_patients = lake.read("silver/ehr/patients")
+    assert silver_patients.get_column("person_key").null_count() == 0
+    assert silver_patients.get_column("person_key").n_unique() == silver_patients.height
+    for spec in RESEARCH_VIEWS:
+        assert lake.read(spec.path).height > 0, spec.path
+
+
+def test_every_commit_carries_the_dagster_run_id(materialised_lake):
+    lake = Lake(materialised_lake.root)
+    run_id = materialised_lake.first_run.run_id
+    for path in _tables(materialised_lake.root):
+        first = lake.table(path).history()[-1]
+        assert first["dagster_run_id"] == run_id, path
+
+
+def test_the_manifest_describes_every_gold_view(materialised_lake):
+    lake = Lake(materialised_lake.root)
+    manifest = load_manifest(materialised_lake.root / "_catalog" / "manifest.json")
+    assert [d.name for d in manifest.datasets] == [s.name for s in RESEARCH_VIEWS]
+    for dataset, spec in zip(manifest.datasets, RESEARCH_VIEWS, strict=True):
+        table = lake.read(spec.path)
+        assert dataset.row_count == table.height
+        assert dataset.delta_version == lake.version(spec.path)
+        assert [c.name for c in dataset.columns] == table.columns
+        assert dataset.upstream == list(spec.sources) and dataset.owner
+
+
+def test_consent_filters_people_out_of_gold(materialised_lake):
+    lake = Lake(materialised_lake.root)
+    people = lake.read("silver/ehr/patients").height
+    consented = lake.read("gold/research/patients").height
+    assert 0 < consented < people
+
+
+def test_rerunning_on_unchanged_input_adds_no_delta_version(materialised_lake):
+    lake = Lake(materialised_lake.root)
+    before = {p: lake.version(p) for p in _tables(materialised_lake.root)}
+    result = materialize(str(materialised_lake.root), str(materialised_lake.landing),
+                         instance=materialised_lake.instance)
+    assert result.success
+    after = {p: lake.version(p) for p in _tables(materialised_lake.root)}
+    assert after == before
+
+
+def _identifiers(lake: Lake) -> dict[str, set[str]]:
+    """Every direct identifier the silver layer holds, by kind."""
+    found: dict[str, set[str]] = {"ids": set(), "mrn": set(), "names": set(), "addresses": set(),
+                                  "postal_codes": set(), "birth_dates": set(), "person_keys": set()}
+    patients = lake.read("silver/ehr/patients")
+    found["mrn"] |= set(patients.get_column("mrn").drop_nulls().to_list())
+    for column in ("family_name", "given_name"):
+        found["names"] |= set(patients.get_column(column).drop_nulls().to_list())
+    found["addresses"] |= set(patients.get_column("address_line").drop_nulls().to_list())
+    found["postal_codes"] |= set(patients.get_column("postal_code").drop_nulls().to_list())
+    found["birth_dates"] |= {d.isoformat() for d in patients.get_column("birth_date").drop_nulls()}
+    found["person_keys"] |= set(patients.get_column("person_key").to_list())
+    for table in SILVER_TABLES:
+        found["ids"] |= set(lake.read(f"silver/ehr/{table}").get_column("id").to_list())
+    return found
+
+
+def _assert_no_identifier(texts: list[str], identifiers: dict[str, set[str]]) -> None:
+    blob = "\n".join(texts)
+    cells = set(texts)
+    for kind, values in identifiers.items():
+        for value in values:
+            # Long identifiers must not appear anywhere; short ones (a first name, a ZIP code)
+            # must not appear as a whole value.
+            leaked = value in blob if len(value) >= 8 else value in cells
+            assert not leaked, f"a {kind} value from silver appears in the output"
+
+
+def test_no_silver_identifier_appears_in_any_gold_table(materialised_lake):
+    lake = Lake(materialised_lake.root)
+    identifiers = _identifiers(lake)
+    texts: list[str] = []
+    for spec in RESEARCH_VIEWS:
+        frame = lake.read(spec.path)
+        assert "birth_date" not in frame.columns
+        for column in frame.columns:
+            texts += [str(v) for v in frame.get_column(column).drop_nulls().to_list()]
+    _assert_no_identifier(texts, identifiers)
+
+
+@pytest.mark.anyio
+async def test_no_silver_identifier_appears_in_any_mcp_response(materialised_lake):
+    from mcp import Client
+
+    lake = Lake(materialised_lake.root)
+    identifiers = _identifiers(lake)
+    manifest = load_manifest(materialised_lake.root / "_catalog" / "manifest.json")
+    server = build_server(manifest, materialised_lake.root, role="researcher")
+    texts: list[str] = []
+    async with Client(server) as client:
+        for resource in (await client.list_resources()).resources:
+            for content in (await client.read_resource(resource.uri)).contents:
+                texts.append(content.text)
+        for dataset in manifest.datasets:
+            cursor = None
+            while True:
+                args = {"limit": dataset.max_limit} | ({"cursor": cursor} if cursor else {})
+                result = await client.call_tool(f"query_{dataset.name}", args)
+                assert not result.is_error
+                page = result.structured_content
+                texts += [json.dumps(row) for row in page["rows"]]
+                texts += [str(v) for row in page["rows"] for v in row.values() if v is not None]
+                cursor = page["next_cursor"]
+                if not cursor:
+                    break
+    assert texts
+    _assert_no_identifier(texts, identifiers)
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def test_the_demo_lake_queries_like_the_catalog_says(materialised_lake):
+    manifest = load_manifest(materialised_lake.root / "_catalog" / "manifest.json")
+    server = build_server(manifest, materialised_lake.root, role="researcher")
+
+    async def first_female():
+        from mcp import Client
+
+        async with Client(server) as client:
+            result = await client.call_tool("query_patients", {
+                "filters": {"gender": {"eq": "female"}}, "select": ["person_pseudonym", "gender"],
+                "limit": 5})
+            return result.structured_content
+
+    page = anyio.run(first_female)
+    expected = (pl.read_delta(str(materialised_lake.root / "gold/research/patients"))
+                .filter(pl.col("gender") == "female").sort("person_pseudonym").head(5)
+                .select("person_pseudonym", "gender"))
+    assert page["rows"] == expected.to_dicts()
