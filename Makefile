@@ -7,7 +7,7 @@ PATIENTS ?= 500
 SEED ?= 7
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: venv demo test lint bench snapshot clean
+.PHONY: venv demo dev test lint bench snapshot clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ venv: $(STAMP)
 demo: $(STAMP)
 	mkdir -p $(DAGSTER_HOME)
 	$(BIN)/biofed demo --patients $(PATIENTS) --seed $(SEED) --landing landing --lake lake
+
+dev: $(STAMP)
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -w workspace.yaml
 
 lint: $(STAMP)
 	$(BIN)/lint-imports

@@ -32,8 +32,8 @@ def materialize(lake: str, landing: str, selection: str | None = None, *, instan
         landing: the landing root.
         selection: comma-separated asset keys (``silver/ehr/patients,catalog``), or None for all.
         log_level: the console log level of the run (``DEBUG`` shows every Dagster event).
-        instance: a Dagster instance; by default ``$DAGSTER_HOME``'s (so `dagster dev` shows
-            the run) or an ephemeral one when it is unset.
+        instance: a Dagster instance; by default ``$DAGSTER_HOME``'s, ``./.dagster_home`` when
+            unset, so `dagster dev` shows the run.
 
     Returns:
         The Dagster execution result.
@@ -45,7 +45,10 @@ def materialize(lake: str, landing: str, selection: str | None = None, *, instan
     definitions = build_definitions(lake=lake, landing=landing)
     job = definitions.resolve_implicit_global_asset_job_def()
     if instance is None:
-        instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+        # Record the run where `dagster dev` will look for it.
+        home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
+        home.mkdir(parents=True, exist_ok=True)
+        instance = dg.DagsterInstance.get()
     keys = None
     if selection is not None:
         keys = [dg.AssetKey(k.strip().split("/")) for k in selection.split(",") if k.strip()]
@@ -93,8 +96,8 @@ Connect an MCP host (Claude Desktop: claude_desktop_config.json; VS Code: .vscod
   {{"mcpServers": {{"biofed": {{"command": "{biofed}",
                               "args": ["serve", "--lake", "{lake}", "--role", "researcher"]}}}}}}
 
-Browse the asset graph and runs:  DAGSTER_HOME={os.environ.get("DAGSTER_HOME", ".dagster_home")} \\
-  .venv/bin/dagster dev -w workspace.yaml"""
+Browse the asset graph and runs:  make dev
+  (that is: DAGSTER_HOME={os.environ.get("DAGSTER_HOME")} .venv/bin/dagster dev -w workspace.yaml)"""
 
 
 def _demo(args: argparse.Namespace) -> int:

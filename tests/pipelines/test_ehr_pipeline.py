@@ -6,6 +6,8 @@ import anyio
 import polars as pl
 import pytest
 
+from mcp_catalog.governance.deid import date_shifts, keyed_hash
+from mcp_catalog.governance.keys import load_keys
 from mcp_catalog.governance.views import RESEARCH_VIEWS
 from mcp_catalog.manifest import load_manifest
 from mcp_catalog.server import build_server
@@ -72,14 +74,15 @@ def test_rerunning_on_unchanged_input_adds_no_delta_version(materialised_lake):
 def _identifiers(lake: Lake) -> dict[str, set[str]]:
     """Every direct identifier the silver layer holds, by kind."""
     found: dict[str, set[str]] = {"ids": set(), "mrn": set(), "names": set(), "addresses": set(),
-                                  "postal_codes": set(), "birth_dates": set(), "person_keys": set()}
+                                  "postal_codes": set(), "person_keys": set()}
     patients = lake.read("silver/ehr/patients")
     found["mrn"] |= set(patients.get_column("mrn").drop_nulls().to_list())
-    for column in ("family_name", "given_name"):
-        found["names"] |= set(patients.get_column(column).drop_nulls().to_list())
+    # Whole names: a lone family name can also be a word of a code display ("White" is an OMB
+    # race category), a full name cannot.
+    found["names"] |= set(patients.select(
+        pl.concat_str("given_name", "family_name", separator=" ")).to_series().drop_nulls().to_list())
     found["addresses"] |= set(patients.get_column("address_line").drop_nulls().to_list())
     found["postal_codes"] |= set(patients.get_column("postal_code").drop_nulls().to_list())
-    found["birth_dates"] |= {d.isoformat() for d in patients.get_column("birth_date").drop_nulls()}
     found["person_keys"] |= set(patients.get_column("person_key").to_list())
     for table in SILVER_TABLES:
         found["ids"] |= set(lake.read(f"silver/ehr/{table}").get_column("id").to_list())
@@ -107,6 +110,31 @@ def test_no_silver_identifier_appears_in_any_gold_table(materialised_lake):
         for column in frame.columns:
             texts += [str(v) for v in frame.get_column(column).drop_nulls().to_list()]
     _assert_no_identifier(texts, identifiers)
+
+
+def test_gold_patients_keep_only_birth_years_and_shifted_death_dates(materialised_lake):
+    # Re-derive each person's pseudonym and shift with the lake's own keys to compare row by row.
+    lake = Lake(materialised_lake.root)
+    keys = load_keys(materialised_lake.root / "restricted" / "keys.json")
+    silver = lake.read("silver/ehr/patients")
+    silver = silver.with_columns(pl.Series("person_pseudonym", keyed_hash(
+        keys.for_audience("research"), silver.get_column("person_key").to_list(), prefix="P")))
+    shifts = date_shifts(silver.get_column("person_key").to_list(), key=keys.date_shift)
+    both = (silver.join(shifts, on="person_key")
+            .join(lake.read("gold/research/patients"), on="person_pseudonym", suffix="_gold"))
+    assert both.height == lake.row_count("gold/research/patients")
+    young = both.filter(~pl.col("age_90_plus"))
+    assert (young.get_column("birth_year") == young.get_column("birth_date").dt.year()).all()
+    assert both.filter(pl.col("age_90_plus")).get_column("birth_year").null_count() == both.filter(
+        pl.col("age_90_plus")).height
+    dead = both.filter(pl.col("deceased_datetime").is_not_null())
+    assert dead.height > 0
+    true_date = pl.col("deceased_datetime").dt.date()
+    checks = dead.select(
+        shifted=(pl.col("death_date") == true_date + pl.duration(days=pl.col("shift_days"))).all(),
+        moved=(pl.col("death_date") != true_date).all(),
+    )
+    assert checks.row(0) == (True, True)
 
 
 @pytest.mark.anyio
