@@ -31,10 +31,11 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/lint-imports
+	$(BIN)/ruff check connectors quality mcp_catalog pipelines tests benchmarks
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	@set -e; for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b; done
+	@set -e; for b in $(wildcard benchmarks/*.py); do echo "== $$b"; $(BIN)/python $$b; done
 
 snapshot: $(STAMP)
 	$(BIN)/biofed catalog snapshot

@@ -37,11 +37,17 @@ def dataset_entry(spec: ViewSpec, state: TableState, *, max_limit: int = 1000) -
         owner=spec.owner,
         key=list(spec.key),
         columns=[
-            CatalogColumn.model_validate({
-                "name": c.name, "type": c.type, "description": c.description,
-                "class": c.column_class, "filterable": True, "sortable": c.sortable,
-                "enum": list(c.enum) if c.enum else None,
-            })
+            CatalogColumn.model_validate(
+                {
+                    "name": c.name,
+                    "type": c.type,
+                    "description": c.description,
+                    "class": c.column_class,
+                    "filterable": True,
+                    "sortable": c.sortable,
+                    "enum": list(c.enum) if c.enum else None,
+                }
+            )
             for c in spec.columns
         ],
         row_count=state.row_count,
@@ -52,7 +58,9 @@ def dataset_entry(spec: ViewSpec, state: TableState, *, max_limit: int = 1000) -
     )
 
 
-def build_manifest(entries: Iterable[tuple[ViewSpec, TableState]], *, generated_at: datetime) -> Manifest:
+def build_manifest(
+    entries: Iterable[tuple[ViewSpec, TableState]], *, generated_at: datetime
+) -> Manifest:
     """The whole manifest, datasets in the order given.
 
     Raises:

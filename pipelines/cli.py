@@ -23,8 +23,9 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def materialize(lake: str, landing: str, selection: str | None = None, *, instance=None,
-                log_level: str = "INFO"):
+def materialize(
+    lake: str, landing: str, selection: str | None = None, *, instance=None, log_level: str = "INFO"
+):
     """Materialise every asset (or a selection) in process.
 
     Args:
@@ -53,16 +54,19 @@ def materialize(lake: str, landing: str, selection: str | None = None, *, instan
     if selection is not None:
         keys = [dg.AssetKey(k.strip().split("/")) for k in selection.split(",") if k.strip()]
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    return job.execute_in_process(run_config=run_config, instance=instance, asset_selection=keys,
-                                  raise_on_error=False)
+    return job.execute_in_process(
+        run_config=run_config, instance=instance, asset_selection=keys, raise_on_error=False
+    )
 
 
 def _materialize(args: argparse.Namespace) -> int:
     started = time.monotonic()
     result = materialize(args.lake, args.landing, args.select, log_level=args.log_level)
     if not result.success:
-        print("The run failed; see the messages above, or open it in `dagster dev -w workspace.yaml`.",
-              file=sys.stderr)
+        print(
+            "The run failed; see the messages above, or open it with `make dev`.",
+            file=sys.stderr,
+        )
         return 1
     print(f"Materialised in {time.monotonic() - started:.1f} s (run {result.run_id}).")
     return 0
@@ -97,7 +101,7 @@ Connect an MCP host (Claude Desktop: claude_desktop_config.json; VS Code: .vscod
                               "args": ["serve", "--lake", "{lake}", "--role", "researcher"]}}}}}}
 
 Browse the asset graph and runs:  make dev
-  (that is: DAGSTER_HOME={os.environ.get("DAGSTER_HOME")} .venv/bin/dagster dev -w workspace.yaml)"""
+  (DAGSTER_HOME={os.environ.get("DAGSTER_HOME")} .venv/bin/dagster dev -w workspace.yaml)"""
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -108,7 +112,10 @@ def _demo(args: argparse.Namespace) -> int:
     if not result.success:
         print("The demo run failed; see the messages above.", file=sys.stderr)
         return 1
-    print(f"\nMaterialised every asset in {time.monotonic() - started:.1f} s (Dagster run {result.run_id}).\n")
+    print(
+        f"\nMaterialised every asset in {time.monotonic() - started:.1f} s "
+        f"(Dagster run {result.run_id}).\n"
+    )
     print(_summary(args.lake))
     print(_connect_text(args.lake))
     return 0
@@ -144,8 +151,11 @@ def _snapshot(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``biofed`` command."""
-    parser = argparse.ArgumentParser(prog="biofed", description="Federate siloed life-sciences data "
-                                     "into a governed Delta Lake and serve it to AI agents over MCP.")
+    parser = argparse.ArgumentParser(
+        prog="biofed",
+        description="Federate siloed life-sciences data "
+        "into a governed Delta Lake and serve it to AI agents over MCP.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     lake_default = os.environ.get("BIOFED_LAKE", "lake")
 
@@ -162,7 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     mat.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     mat.set_defaults(func=_materialize)
 
-    demo = sub.add_parser("demo", help="synthesise a cohort, materialise everything, print a summary")
+    demo = sub.add_parser(
+        "demo", help="synthesise a cohort, materialise everything, print a summary"
+    )
     demo.add_argument("--patients", type=int, default=500)
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--landing", dest="out", default="landing")
@@ -176,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     catalog = sub.add_parser("catalog", help="catalog and tool-contract commands")
     catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
-    snap = catalog_sub.add_parser("snapshot", help="regenerate the reviewed tools/resources contract")
+    snap = catalog_sub.add_parser(
+        "snapshot", help="regenerate the reviewed tools/resources contract"
+    )
     snap.add_argument("--lake", default=lake_default)
     snap.add_argument("--role", default="researcher")
     snap.add_argument("--out", default=str(DEFAULT_CONTRACT))

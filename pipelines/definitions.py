@@ -16,10 +16,12 @@ def build_definitions(lake: str | None = None, landing: str | None = None) -> dg
     """
     return dg.Definitions.merge(
         dg.load_from_defs_folder(path_within_project=Path(__file__).parent / "defs"),
-        dg.Definitions(resources={
-            "lake": LakeResource() if lake is None else LakeResource(root=lake),
-            "landing": LandingResource() if landing is None else LandingResource(root=landing),
-        }),
+        dg.Definitions(
+            resources={
+                "lake": LakeResource() if lake is None else LakeResource(root=lake),
+                "landing": LandingResource() if landing is None else LandingResource(root=landing),
+            }
+        ),
     )
 
 

@@ -70,14 +70,24 @@ class BronzeBatch:
     changed_sources: list[str]
 
 
-def changed_files(files: Iterable[Path], root: Path, ledger: pl.DataFrame | None) -> list[tuple[Path, str, str]]:
+def changed_files(
+    files: Iterable[Path], root: Path, ledger: pl.DataFrame | None
+) -> list[tuple[Path, str, str]]:
     """Landing files whose content is not yet in the ledger.
 
     Returns:
         ``(path, source_file relative to root, sha256)`` for each new or changed file.
     """
-    known = set() if ledger is None else set(
-        zip(ledger.get_column("source_file").to_list(), ledger.get_column("source_sha256").to_list(), strict=True)
+    known = (
+        set()
+        if ledger is None
+        else set(
+            zip(
+                ledger.get_column("source_file").to_list(),
+                ledger.get_column("source_sha256").to_list(),
+                strict=True,
+            )
+        )
     )
     out = []
     for path in files:
@@ -102,32 +112,51 @@ def read_bronze(changed: list[tuple[Path, str, str]], *, ingested_at: datetime) 
     rejects, ledger = [], []
     for path, rel, digest in changed:
         result = read_fhir(path, on_error="quarantine")
-        provenance = [pl.lit(rel).alias("source_file"), pl.lit(digest).alias("source_sha256"),
-                      pl.lit(ingested_at).cast(pl.Datetime("us", "UTC")).alias("ingested_at")]
+        provenance = [
+            pl.lit(rel).alias("source_file"),
+            pl.lit(digest).alias("source_sha256"),
+            pl.lit(ingested_at).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
+        ]
         records = 0
         for table, frame in result.tables.items():
             parts[table].append(frame.with_columns(provenance))
             records += frame.height
-        rejects.append(result.rejects.with_columns(
-            pl.lit(rel).alias("source"), pl.lit(digest).alias("source_sha256"),
-            pl.lit(ingested_at).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
-        ))
-        ledger.append({"source_file": rel, "source_sha256": digest, "bytes": path.stat().st_size,
-                       "records": records, "rejects": result.rejects.height, "ingested_at": ingested_at})
+        rejects.append(
+            result.rejects.with_columns(
+                pl.lit(rel).alias("source"),
+                pl.lit(digest).alias("source_sha256"),
+                pl.lit(ingested_at).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
+            )
+        )
+        ledger.append(
+            {
+                "source_file": rel,
+                "source_sha256": digest,
+                "bytes": path.stat().st_size,
+                "records": records,
+                "rejects": result.rejects.height,
+                "ingested_at": ingested_at,
+            }
+        )
     tables = {
-        t: pl.concat(frames) if frames else pl.DataFrame(schema={**table_schema(t), **INGEST_COLUMNS})
+        t: pl.concat(frames)
+        if frames
+        else pl.DataFrame(schema={**table_schema(t), **INGEST_COLUMNS})
         for t, frames in parts.items()
     }
     return BronzeBatch(
         tables=tables,
-        rejects=pl.concat(rejects).select(REJECTS_SCHEMA.keys()) if rejects else pl.DataFrame(schema=REJECTS_SCHEMA),
+        rejects=pl.concat(rejects).select(REJECTS_SCHEMA.keys())
+        if rejects
+        else pl.DataFrame(schema=REJECTS_SCHEMA),
         ledger=pl.DataFrame(ledger, schema=FILE_LEDGER_SCHEMA),
         changed_sources=[rel for _, rel, _ in changed],
     )
 
 
-def new_crosswalk_rows(patients: pl.DataFrame, crosswalk: pl.DataFrame | None, *,
-                       linked_at: datetime) -> pl.DataFrame:
+def new_crosswalk_rows(
+    patients: pl.DataFrame, crosswalk: pl.DataFrame | None, *, linked_at: datetime
+) -> pl.DataFrame:
     """Identities seen in bronze patients that the crosswalk does not hold yet.
 
     A FHIR patient id already linked keeps its person; a new id whose MRN is linked joins

@@ -55,7 +55,9 @@ class Lake:
         storage_options: passed to delta-rs for object stores (credentials, endpoint).
     """
 
-    def __init__(self, root: str | Path | None = None, storage_options: dict[str, str] | None = None):
+    def __init__(
+        self, root: str | Path | None = None, storage_options: dict[str, str] | None = None
+    ):
         root = root if root is not None else os.environ.get("BIOFED_LAKE", DEFAULT_LAKE)
         self.root = str(root)
         self.storage_options = dict(storage_options or {})
@@ -80,7 +82,9 @@ class Lake:
     def table(self, path: str, version: int | None = None) -> DeltaTable | None:
         """The Delta table at ``path``, or None when it does not exist yet."""
         try:
-            return DeltaTable(self.uri(path), version=version, storage_options=self.storage_options or None)
+            return DeltaTable(
+                self.uri(path), version=version, storage_options=self.storage_options or None
+            )
         except TableNotFoundError:
             return None
 
@@ -94,7 +98,9 @@ class Lake:
         table = self.table(path)
         if table is None:
             return 0
-        return sum(int(n) for n in table.get_add_actions(flatten=True).column("num_records").to_pylist())
+        return sum(
+            int(n) for n in table.get_add_actions(flatten=True).column("num_records").to_pylist()
+        )
 
     def read(self, path: str, version: int | None = None) -> pl.DataFrame:
         """Read a whole table (pinned to ``version`` when given).
@@ -104,7 +110,9 @@ class Lake:
         """
         if self.table(path) is None:
             raise FileNotFoundError(f"no Delta table at {path}; materialise its asset first")
-        return pl.read_delta(self.uri(path), version=version, storage_options=self.storage_options or None)
+        return pl.read_delta(
+            self.uri(path), version=version, storage_options=self.storage_options or None
+        )
 
     def unchanged(self, path: str) -> WriteOutcome:
         """The outcome of a write that had nothing to commit."""
@@ -116,8 +124,15 @@ class Lake:
             custom_metadata={"dagster_run_id": run_id, "biofed_operation": operation}
         )
 
-    def merge(self, path: str, frame: pl.DataFrame, keys: Sequence[str], *, run_id: str,
-              delete_missing: bool = True) -> WriteOutcome:
+    def merge(
+        self,
+        path: str,
+        frame: pl.DataFrame,
+        keys: Sequence[str],
+        *,
+        run_id: str,
+        delete_missing: bool = True,
+    ) -> WriteOutcome:
         """Upsert ``frame`` into the table by its natural key.
 
         Rows whose key exists and whose values are unchanged are left alone; changed rows are
@@ -141,14 +156,24 @@ class Lake:
         data = _delta_arrow(frame)
         table = self.table(path)
         if table is None:
-            write_deltalake(self.uri(path), data, storage_options=self.storage_options or None,
-                            commit_properties=self._commit(run_id, "create"))
+            write_deltalake(
+                self.uri(path),
+                data,
+                storage_options=self.storage_options or None,
+                commit_properties=self._commit(run_id, "create"),
+            )
             return WriteOutcome(path, self.version(path) or 0, True, frame.height)
         value_columns = [c for c in frame.columns if c not in keys]
         on = " AND ".join(f"t.{_quote(k)} = s.{_quote(k)}" for k in keys)
         changed = " OR ".join(f"NOT (t.{_quote(c)} <=> s.{_quote(c)})" for c in value_columns)
-        merger = table.merge(data, predicate=on, source_alias="s", target_alias="t",
-                             merge_schema=True, commit_properties=self._commit(run_id, "merge"))
+        merger = table.merge(
+            data,
+            predicate=on,
+            source_alias="s",
+            target_alias="t",
+            merge_schema=True,
+            commit_properties=self._commit(run_id, "merge"),
+        )
         if changed:
             merger = merger.when_matched_update_all(predicate=changed)
         merger = merger.when_not_matched_insert_all()
@@ -160,8 +185,15 @@ class Lake:
         version = self.version(path) or 0
         return WriteOutcome(path, version, written + deleted > 0, written, deleted)
 
-    def replace_sources(self, path: str, frame: pl.DataFrame, sources: Sequence[str], *,
-                        run_id: str, source_column: str = "source_file") -> WriteOutcome:
+    def replace_sources(
+        self,
+        path: str,
+        frame: pl.DataFrame,
+        sources: Sequence[str],
+        *,
+        run_id: str,
+        source_column: str = "source_file",
+    ) -> WriteOutcome:
         """Replace every row that came from ``sources`` by the rows of ``frame``.
 
         Used for tables fed file by file: the caller passes the source files whose content
@@ -187,8 +219,12 @@ class Lake:
         table = self.table(path)
         if table is None:
             # An empty table is still created, so readers find the schema before any row.
-            write_deltalake(self.uri(path), _delta_arrow(frame), storage_options=self.storage_options or None,
-                            commit_properties=self._commit(run_id, "create"))
+            write_deltalake(
+                self.uri(path),
+                _delta_arrow(frame),
+                storage_options=self.storage_options or None,
+                commit_properties=self._commit(run_id, "create"),
+            )
             return WriteOutcome(path, self.version(path) or 0, True, frame.height)
         existing = (
             pl.scan_delta(self.uri(path), storage_options=self.storage_options or None)
@@ -200,9 +236,15 @@ class Lake:
         if existing == 0 and frame.height == 0:
             return WriteOutcome(path, table.version(), False, 0)
         predicate = f"{_quote(source_column)} IN ({', '.join(_sql_literal(s) for s in sources)})"
-        write_deltalake(self.uri(path), _delta_arrow(frame), mode="overwrite", predicate=predicate,
-                        schema_mode="merge", storage_options=self.storage_options or None,
-                        commit_properties=self._commit(run_id, "replace_sources"))
+        write_deltalake(
+            self.uri(path),
+            _delta_arrow(frame),
+            mode="overwrite",
+            predicate=predicate,
+            schema_mode="merge",
+            storage_options=self.storage_options or None,
+            commit_properties=self._commit(run_id, "replace_sources"),
+        )
         return WriteOutcome(path, self.version(path) or 0, True, frame.height, existing)
 
     @staticmethod
@@ -214,5 +256,3 @@ class Lake:
             raise ValueError(f"{path}: null values in key columns {list(keys)}")
         if frame.select(pl.struct(keys).is_duplicated().any()).item():
             raise ValueError(f"{path}: duplicate keys {list(keys)}; deduplicate before writing")
-
-

@@ -9,16 +9,19 @@ from pipelines.lake import WriteOutcome
 
 def column_schema(columns: list[Column]) -> dg.TableSchema:
     """A Dagster table schema from connector columns."""
-    return dg.TableSchema(columns=[dg.TableColumn(c.name, str(c.dtype), description=c.description)
-                                   for c in columns])
+    return dg.TableSchema(
+        columns=[dg.TableColumn(c.name, str(c.dtype), description=c.description) for c in columns]
+    )
 
 
 def view_schema(spec: ViewSpec) -> dg.TableSchema:
     """A Dagster table schema from a gold view spec."""
-    return dg.TableSchema(columns=[
-        dg.TableColumn(c.name, c.type, description=f"{c.description} [{c.column_class}]")
-        for c in spec.columns
-    ])
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(c.name, c.type, description=f"{c.description} [{c.column_class}]")
+            for c in spec.columns
+        ]
+    )
 
 
 def write_metadata(outcome: WriteOutcome, rows: int, **extra: object) -> dict[str, object]:

@@ -44,7 +44,8 @@ PROVENANCE: list[Column] = [
     Column(
         "source_locator",
         pl.String(),
-        "Where in the file: line:N (NDJSON) or entry:N (Bundle).",
+        "Where in the file: line:N (NDJSON), entry:N (Bundle; nested as entry:3/entry:0) "
+        "or resource (a single-resource JSON file).",
     ),
     Column("resource_json", pl.String(), "The full resource as read, serialised as JSON."),
 ]
@@ -104,7 +105,11 @@ RESOURCE_COLUMNS: dict[str, list[Column]] = {
         *_coded("", "observation (LOINC)"),
         Column("effective_datetime", UTC_DATETIME, "Clinically relevant time of the observation."),
         Column("value_quantity", pl.Float64(), "Numeric value, when the result is a quantity."),
-        Column("value_unit", pl.String(), "UCUM unit code of the numeric value."),
+        Column(
+            "value_unit",
+            pl.String(),
+            "UCUM unit code of the numeric value, else the unit text as sent.",
+        ),
         *_coded("value_", "coded result"),
         Column("value_string", pl.String(), "Free-text result, when the value is a string."),
         Column("interpretation", pl.String(), "Interpretation code (H, L, N, ...)."),
@@ -146,7 +151,11 @@ RESOURCE_COLUMNS: dict[str, list[Column]] = {
             "Consent scope code (research, patient-privacy, treatment, adr).",
         ),
         Column("category_code", pl.String(), "First category code (LOINC 59284-0 and others)."),
-        Column("policy_uri", pl.String(), "Policy or protocol the consent refers to."),
+        Column(
+            "policy_uri",
+            pl.String(),
+            "Policy or protocol the consent refers to (policy URI, else the policyRule code).",
+        ),
         Column("provision_type", pl.String(), "Base provision: permit or deny."),
         Column(
             "provision_purposes",

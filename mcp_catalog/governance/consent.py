@@ -7,8 +7,9 @@ import polars as pl
 RESEARCH_SCOPE = "research"
 
 
-def consented_people(consents: pl.DataFrame, *, as_of: datetime,
-                     scope: str = RESEARCH_SCOPE) -> pl.Series:
+def consented_people(
+    consents: pl.DataFrame, *, as_of: datetime, scope: str = RESEARCH_SCOPE
+) -> pl.Series:
     """The people whose latest consent of ``scope`` permits use at ``as_of``.
 
     Opt-in: a person with no consent record of that scope is excluded. The latest record

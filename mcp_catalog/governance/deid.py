@@ -21,7 +21,9 @@ AGE_CAP = 90
 """Safe Harbor: ages over 89 are grouped into one 90+ category."""
 
 
-def keyed_hash(key: bytes, values: Sequence[str | None], *, prefix: str, length: int = 20) -> list[str | None]:
+def keyed_hash(
+    key: bytes, values: Sequence[str | None], *, prefix: str, length: int = 20
+) -> list[str | None]:
     """HMAC-SHA256 pseudonyms: stable for one key, unlinkable without it.
 
     Args:
@@ -35,12 +37,16 @@ def keyed_hash(key: bytes, values: Sequence[str | None], *, prefix: str, length:
     """
     tag = prefix.encode() + b":"
     return [
-        None if v is None else f"{prefix}-{hmac.new(key, tag + v.encode(), hashlib.sha256).hexdigest()[:length]}"
+        None
+        if v is None
+        else f"{prefix}-{hmac.new(key, tag + v.encode(), hashlib.sha256).hexdigest()[:length]}"
         for v in values
     ]
 
 
-def pseudonymise(frame: pl.DataFrame, column: str, *, key: bytes, prefix: str, alias: str) -> pl.DataFrame:
+def pseudonymise(
+    frame: pl.DataFrame, column: str, *, key: bytes, prefix: str, alias: str
+) -> pl.DataFrame:
     """Replace an identifier column by its keyed pseudonym under a new name.
 
     Args:
@@ -75,12 +81,19 @@ def date_shifts(person_keys: Iterable[str], *, key: bytes) -> pl.DataFrame:
         digest = hmac.new(key, b"shift:" + person.encode(), hashlib.sha256).digest()
         magnitude = int.from_bytes(digest[:4], "big") % MAX_SHIFT_DAYS + 1
         shifts.append(magnitude if digest[4] & 1 else -magnitude)
-    return pl.DataFrame({"person_key": keys, "shift_days": shifts},
-                        schema={"person_key": pl.String(), "shift_days": pl.Int32()})
+    return pl.DataFrame(
+        {"person_key": keys, "shift_days": shifts},
+        schema={"person_key": pl.String(), "shift_days": pl.Int32()},
+    )
 
 
-def shift_dates(frame: pl.DataFrame, columns: Sequence[str], shifts: pl.DataFrame,
-                *, person_column: str = "person_key") -> pl.DataFrame:
+def shift_dates(
+    frame: pl.DataFrame,
+    columns: Sequence[str],
+    shifts: pl.DataFrame,
+    *,
+    person_column: str = "person_key",
+) -> pl.DataFrame:
     """Move every date and datetime column by the person's shift, keeping intervals.
 
     Args:
@@ -95,16 +108,21 @@ def shift_dates(frame: pl.DataFrame, columns: Sequence[str], shifts: pl.DataFram
     Raises:
         ValueError: when a person has no shift (the shift table is incomplete).
     """
-    joined = frame.join(shifts.rename({"person_key": person_column}), on=person_column,
-                        how="left", maintain_order="left")
+    joined = frame.join(
+        shifts.rename({"person_key": person_column}),
+        on=person_column,
+        how="left",
+        maintain_order="left",
+    )
     if joined.get_column("shift_days").null_count() > frame.get_column(person_column).null_count():
         raise ValueError("date shifts are missing for some people; compute them for every person")
     offset = pl.duration(days=pl.col("shift_days"))
     return joined.with_columns((pl.col(c) + offset).alias(c) for c in columns).drop("shift_days")
 
 
-def birth_year_and_cap(frame: pl.DataFrame, *, birth_column: str = "birth_date",
-                       reference: date) -> pl.DataFrame:
+def birth_year_and_cap(
+    frame: pl.DataFrame, *, birth_column: str = "birth_date", reference: date
+) -> pl.DataFrame:
     """Reduce birth dates to years, and group people aged 90 or more.
 
     People whose age at ``reference`` is ``AGE_CAP`` or more get a null birth year and
@@ -145,8 +163,13 @@ def restricted_zip3(path: Path | None = None) -> tuple[str, frozenset[str]]:
     return str(data["version"]), frozenset(str(p) for p in data["prefixes"])
 
 
-def zip3(frame: pl.DataFrame, column: str = "postal_code", *, alias: str = "zip3",
-         restricted: frozenset[str] | None = None) -> pl.DataFrame:
+def zip3(
+    frame: pl.DataFrame,
+    column: str = "postal_code",
+    *,
+    alias: str = "zip3",
+    restricted: frozenset[str] | None = None,
+) -> pl.DataFrame:
     """Truncate ZIP codes to their first three digits; restricted prefixes become ``000``.
 
     Values that are not US ZIP codes (fewer than 3 leading digits) become null.
@@ -162,9 +185,18 @@ def zip3(frame: pl.DataFrame, column: str = "postal_code", *, alias: str = "zip3
     """
     restricted = restricted if restricted is not None else restricted_zip3()[1]
     prefix = pl.col(column).str.extract(r"^(\d{3})", 1)
-    expr = pl.when(prefix.is_in(list(restricted))).then(pl.lit("000")).otherwise(prefix).alias(alias)
+    expr = (
+        pl.when(prefix.is_in(list(restricted))).then(pl.lit("000")).otherwise(prefix).alias(alias)
+    )
     position = frame.columns.index(column)
-    return frame.with_columns(expr).drop(column).select(
-        [*[c for c in frame.columns if c != column][:position], alias,
-         *[c for c in frame.columns if c != column][position:]]
+    return (
+        frame.with_columns(expr)
+        .drop(column)
+        .select(
+            [
+                *[c for c in frame.columns if c != column][:position],
+                alias,
+                *[c for c in frame.columns if c != column][position:],
+            ]
+        )
     )

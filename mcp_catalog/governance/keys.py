@@ -71,4 +71,6 @@ def load_keys(key_file: Path) -> DeidKeys:
             _decode(DATE_SHIFT_ENV, env_d or stored["date_shift"]),
         )
     except (ValueError, KeyError, TypeError) as exc:
-        raise KeyMaterialError(f"the key file {key_file} is not valid JSON with pseudonym and date_shift") from exc
+        raise KeyMaterialError(
+            f"the key file {key_file} is not valid JSON with pseudonym and date_shift"
+        ) from exc

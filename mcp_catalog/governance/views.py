@@ -22,19 +22,66 @@ from mcp_catalog.manifest import ColumnClass, ColumnType
 OWNER = "biofed data stewards <data-stewards@biofed.example>"
 
 GENDER = ("male", "female", "other", "unknown")
-ENCOUNTER_STATUS = ("planned", "arrived", "triaged", "in-progress", "onleave", "finished",
-                    "cancelled", "entered-in-error", "unknown")
+ENCOUNTER_STATUS = (
+    "planned",
+    "arrived",
+    "triaged",
+    "in-progress",
+    "onleave",
+    "finished",
+    "cancelled",
+    "entered-in-error",
+    "unknown",
+)
 CONDITION_CLINICAL = ("active", "recurrence", "relapse", "inactive", "remission", "resolved")
-CONDITION_VERIFICATION = ("unconfirmed", "provisional", "differential", "confirmed", "refuted",
-                          "entered-in-error")
-OBSERVATION_STATUS = ("registered", "preliminary", "final", "amended", "corrected", "cancelled",
-                      "entered-in-error", "unknown")
-MEDREQ_STATUS = ("active", "on-hold", "cancelled", "completed", "entered-in-error", "stopped",
-                 "draft", "unknown")
-MEDREQ_INTENT = ("proposal", "plan", "order", "original-order", "reflex-order", "filler-order",
-                 "instance-order", "option")
-PROCEDURE_STATUS = ("preparation", "in-progress", "not-done", "on-hold", "stopped", "completed",
-                    "entered-in-error", "unknown")
+CONDITION_VERIFICATION = (
+    "unconfirmed",
+    "provisional",
+    "differential",
+    "confirmed",
+    "refuted",
+    "entered-in-error",
+)
+OBSERVATION_STATUS = (
+    "registered",
+    "preliminary",
+    "final",
+    "amended",
+    "corrected",
+    "cancelled",
+    "entered-in-error",
+    "unknown",
+)
+MEDREQ_STATUS = (
+    "active",
+    "on-hold",
+    "cancelled",
+    "completed",
+    "entered-in-error",
+    "stopped",
+    "draft",
+    "unknown",
+)
+MEDREQ_INTENT = (
+    "proposal",
+    "plan",
+    "order",
+    "original-order",
+    "reflex-order",
+    "filler-order",
+    "instance-order",
+    "option",
+)
+PROCEDURE_STATUS = (
+    "preparation",
+    "in-progress",
+    "not-done",
+    "on-hold",
+    "stopped",
+    "completed",
+    "entered-in-error",
+    "unknown",
+)
 IMMUNIZATION_STATUS = ("completed", "entered-in-error", "not-done")
 """FHIR R4 value sets with a *required* binding: valid data holds nothing else."""
 
@@ -119,13 +166,15 @@ class ViewSpec:
 
 
 def _pseudonym(name: str = "person_pseudonym") -> ViewColumn:
-    return ViewColumn(name, "string", "Pseudonym of the person, stable within this audience only.",
-                      "pseudonym")
+    return ViewColumn(
+        name, "string", "Pseudonym of the person, stable within this audience only.", "pseudonym"
+    )
 
 
 def _record(name: str, what: str) -> ViewColumn:
-    return ViewColumn(name, "string", f"Pseudonym of the {what}, stable within this audience only.",
-                      "pseudonym")
+    return ViewColumn(
+        name, "string", f"Pseudonym of the {what}, stable within this audience only.", "pseudonym"
+    )
 
 
 def _coded(prefix: str, what: str) -> tuple[ViewColumn, ...]:
@@ -137,8 +186,12 @@ def _coded(prefix: str, what: str) -> tuple[ViewColumn, ...]:
 
 
 def _shifted(name: str, what: str, kind: ColumnType = "datetime") -> ViewColumn:
-    return ViewColumn(name, kind, f"{what}, shifted by the person's secret date offset "
-                      "(intervals within a person are kept).", "sensitive")
+    return ViewColumn(
+        name,
+        kind,
+        f"{what}, shifted by the person's secret date offset (intervals within a person are kept).",
+        "sensitive",
+    )
 
 
 def _consented(frame: pl.DataFrame, ctx: ViewContext) -> pl.DataFrame:
@@ -151,12 +204,16 @@ def _events(id_prefix: str, dates: tuple[str, ...]) -> ViewBuilder:
     def build(silver: dict[str, pl.DataFrame], ctx: ViewContext) -> pl.DataFrame:
         (frame,) = silver.values()
         frame = shift_dates(_consented(frame, ctx), dates, ctx.shifts)
-        frame = pseudonymise(frame, "id", key=ctx.pseudonym_key, prefix=id_prefix, alias="record_key")
+        frame = pseudonymise(
+            frame, "id", key=ctx.pseudonym_key, prefix=id_prefix, alias="record_key"
+        )
         if "encounter_id" in frame.columns:
-            frame = pseudonymise(frame, "encounter_id", key=ctx.pseudonym_key, prefix="E",
-                                 alias="encounter_key")
-        return pseudonymise(frame, "person_key", key=ctx.pseudonym_key, prefix="P",
-                            alias="person_pseudonym")
+            frame = pseudonymise(
+                frame, "encounter_id", key=ctx.pseudonym_key, prefix="E", alias="encounter_key"
+            )
+        return pseudonymise(
+            frame, "person_key", key=ctx.pseudonym_key, prefix="P", alias="person_pseudonym"
+        )
 
     return build
 
@@ -169,45 +226,76 @@ def _build_patients(silver: dict[str, pl.DataFrame], ctx: ViewContext) -> pl.Dat
     frame = shift_dates(frame, ("death_date",), ctx.shifts)
     frame = birth_year_and_cap(frame, reference=ctx.reference_date)
     frame = zip3(frame, "postal_code")
-    return pseudonymise(frame, "person_key", key=ctx.pseudonym_key, prefix="P", alias="person_pseudonym")
+    return pseudonymise(
+        frame, "person_key", key=ctx.pseudonym_key, prefix="P", alias="person_pseudonym"
+    )
 
 
 _ENC_KEY = _record("encounter_key", "encounter during which this was recorded")
 
 RESEARCH_VIEWS: tuple[ViewSpec, ...] = (
     ViewSpec(
-        name="patients", audience="research", title="Patients (de-identified)",
+        name="patients",
+        audience="research",
+        title="Patients (de-identified)",
         description="One row per consented person: demographics generalised for research "
         "(birth year, 3-digit ZIP, no names, addresses or identifiers).",
-        sources=("silver/ehr/patients",), key=("person_pseudonym",),
+        sources=("silver/ehr/patients",),
+        key=("person_pseudonym",),
         columns=(
             _pseudonym(),
-            ViewColumn("birth_year", "integer", "Year of birth; empty for people aged 90 or more.",
-                       "quasi_identifier"),
-            ViewColumn("age_90_plus", "boolean", "True when the person is aged 90 or more.",
-                       "quasi_identifier"),
+            ViewColumn(
+                "birth_year",
+                "integer",
+                "Year of birth; empty for people aged 90 or more.",
+                "quasi_identifier",
+            ),
+            ViewColumn(
+                "age_90_plus",
+                "boolean",
+                "True when the person is aged 90 or more.",
+                "quasi_identifier",
+            ),
             ViewColumn("gender", "string", "Administrative gender.", "quasi_identifier", GENDER),
             ViewColumn("race", "string", "US Core race (OMB category).", "quasi_identifier"),
-            ViewColumn("ethnicity", "string", "US Core ethnicity (OMB category).", "quasi_identifier"),
+            ViewColumn(
+                "ethnicity", "string", "US Core ethnicity (OMB category).", "quasi_identifier"
+            ),
             ViewColumn("state", "string", "State of residence.", "quasi_identifier"),
-            ViewColumn("zip3", "string", "First three digits of the ZIP code; 000 for sparsely "
-                       "populated areas.", "quasi_identifier"),
-            ViewColumn("marital_status", "string", "Marital status code (v3 MaritalStatus).",
-                       "quasi_identifier"),
+            ViewColumn(
+                "zip3",
+                "string",
+                "First three digits of the ZIP code; 000 for sparsely populated areas.",
+                "quasi_identifier",
+            ),
+            ViewColumn(
+                "marital_status",
+                "string",
+                "Marital status code (v3 MaritalStatus).",
+                "quasi_identifier",
+            ),
             ViewColumn("language", "string", "Preferred language code.", "quasi_identifier"),
-            ViewColumn("deceased", "boolean", "Whether the person is known to have died.", "clinical"),
+            ViewColumn(
+                "deceased", "boolean", "Whether the person is known to have died.", "clinical"
+            ),
             _shifted("death_date", "Date of death", "date"),
         ),
         build=_build_patients,
     ),
     ViewSpec(
-        name="encounters", audience="research", title="Encounters (de-identified)",
+        name="encounters",
+        audience="research",
+        title="Encounters (de-identified)",
         description="Visits and admissions of consented people, with shifted dates.",
-        sources=("silver/ehr/encounters",), key=("record_key",),
+        sources=("silver/ehr/encounters",),
+        key=("record_key",),
         columns=(
-            _record("record_key", "encounter"), _pseudonym(),
+            _record("record_key", "encounter"),
+            _pseudonym(),
             ViewColumn("status", "string", "Encounter status.", "administrative", ENCOUNTER_STATUS),
-            ViewColumn("class_code", "string", "Encounter class (AMB, EMER, IMP, ...).", "clinical"),
+            ViewColumn(
+                "class_code", "string", "Encounter class (AMB, EMER, IMP, ...).", "clinical"
+            ),
             *_coded("type_", "encounter type (SNOMED CT)"),
             _shifted("period_start", "Start of the encounter"),
             _shifted("period_end", "End of the encounter"),
@@ -216,14 +304,26 @@ RESEARCH_VIEWS: tuple[ViewSpec, ...] = (
         build=_events("E", ("period_start", "period_end")),
     ),
     ViewSpec(
-        name="conditions", audience="research", title="Conditions (de-identified)",
+        name="conditions",
+        audience="research",
+        title="Conditions (de-identified)",
         description="Diagnoses and problems of consented people (SNOMED CT), with shifted dates.",
-        sources=("silver/ehr/conditions",), key=("record_key",),
+        sources=("silver/ehr/conditions",),
+        key=("record_key",),
         columns=(
-            _record("record_key", "condition"), _pseudonym(), _ENC_KEY,
-            ViewColumn("clinical_status", "string", "Clinical status.", "clinical", CONDITION_CLINICAL),
-            ViewColumn("verification_status", "string", "Verification status.", "clinical",
-                       CONDITION_VERIFICATION),
+            _record("record_key", "condition"),
+            _pseudonym(),
+            _ENC_KEY,
+            ViewColumn(
+                "clinical_status", "string", "Clinical status.", "clinical", CONDITION_CLINICAL
+            ),
+            ViewColumn(
+                "verification_status",
+                "string",
+                "Verification status.",
+                "clinical",
+                CONDITION_VERIFICATION,
+            ),
             ViewColumn("category", "string", "Condition category code.", "clinical"),
             *_coded("", "condition"),
             _shifted("onset_datetime", "Onset of the condition"),
@@ -233,12 +333,17 @@ RESEARCH_VIEWS: tuple[ViewSpec, ...] = (
         build=_events("C", ("onset_datetime", "abatement_datetime", "recorded_date")),
     ),
     ViewSpec(
-        name="observations", audience="research", title="Observations (de-identified)",
+        name="observations",
+        audience="research",
+        title="Observations (de-identified)",
         description="Vital signs, laboratory results and survey answers of consented people "
         "(LOINC, UCUM units), with shifted dates. Free-text results are withheld.",
-        sources=("silver/ehr/observations",), key=("record_key",),
+        sources=("silver/ehr/observations",),
+        key=("record_key",),
         columns=(
-            _record("record_key", "observation"), _pseudonym(), _ENC_KEY,
+            _record("record_key", "observation"),
+            _pseudonym(),
+            _ENC_KEY,
             ViewColumn("status", "string", "Result status.", "clinical", OBSERVATION_STATUS),
             ViewColumn("category", "string", "Observation category code.", "clinical"),
             *_coded("", "observation (LOINC)"),
@@ -246,17 +351,24 @@ RESEARCH_VIEWS: tuple[ViewSpec, ...] = (
             ViewColumn("value_quantity", "number", "Numeric result.", "clinical"),
             ViewColumn("value_unit", "string", "UCUM unit of the numeric result.", "clinical"),
             *_coded("value_", "coded result"),
-            ViewColumn("interpretation", "string", "Interpretation code (H, L, N, ...).", "clinical"),
+            ViewColumn(
+                "interpretation", "string", "Interpretation code (H, L, N, ...).", "clinical"
+            ),
         ),
         build=_events("O", ("effective_datetime",)),
     ),
     ViewSpec(
-        name="medication_requests", audience="research", title="Medication requests (de-identified)",
+        name="medication_requests",
+        audience="research",
+        title="Medication requests (de-identified)",
         description="Prescriptions of consented people (RxNorm), with shifted dates. Free-text "
         "dosage instructions are withheld.",
-        sources=("silver/ehr/medication_requests",), key=("record_key",),
+        sources=("silver/ehr/medication_requests",),
+        key=("record_key",),
         columns=(
-            _record("record_key", "medication request"), _pseudonym(), _ENC_KEY,
+            _record("record_key", "medication request"),
+            _pseudonym(),
+            _ENC_KEY,
             ViewColumn("status", "string", "Request status.", "clinical", MEDREQ_STATUS),
             ViewColumn("intent", "string", "Request intent.", "clinical", MEDREQ_INTENT),
             *_coded("medication_", "medication (RxNorm)"),
@@ -265,11 +377,16 @@ RESEARCH_VIEWS: tuple[ViewSpec, ...] = (
         build=_events("M", ("authored_on",)),
     ),
     ViewSpec(
-        name="procedures", audience="research", title="Procedures (de-identified)",
+        name="procedures",
+        audience="research",
+        title="Procedures (de-identified)",
         description="Procedures of consented people (SNOMED CT), with shifted dates.",
-        sources=("silver/ehr/procedures",), key=("record_key",),
+        sources=("silver/ehr/procedures",),
+        key=("record_key",),
         columns=(
-            _record("record_key", "procedure"), _pseudonym(), _ENC_KEY,
+            _record("record_key", "procedure"),
+            _pseudonym(),
+            _ENC_KEY,
             ViewColumn("status", "string", "Procedure status.", "clinical", PROCEDURE_STATUS),
             *_coded("", "procedure (SNOMED CT)"),
             _shifted("performed_start", "When the procedure started"),
@@ -278,11 +395,16 @@ RESEARCH_VIEWS: tuple[ViewSpec, ...] = (
         build=_events("R", ("performed_start", "performed_end")),
     ),
     ViewSpec(
-        name="immunizations", audience="research", title="Immunizations (de-identified)",
+        name="immunizations",
+        audience="research",
+        title="Immunizations (de-identified)",
         description="Vaccinations of consented people (CVX), with shifted dates.",
-        sources=("silver/ehr/immunizations",), key=("record_key",),
+        sources=("silver/ehr/immunizations",),
+        key=("record_key",),
         columns=(
-            _record("record_key", "immunization"), _pseudonym(), _ENC_KEY,
+            _record("record_key", "immunization"),
+            _pseudonym(),
+            _ENC_KEY,
             ViewColumn("status", "string", "Immunization status.", "clinical", IMMUNIZATION_STATUS),
             *_coded("vaccine_", "vaccine (CVX)"),
             _shifted("occurrence_datetime", "When the vaccine was given"),

@@ -21,5 +21,7 @@ def test_every_layer_of_the_ehr_silo_is_an_asset():
 def test_gold_views_depend_on_their_silver_sources_and_consent():
     graph = build_definitions().resolve_asset_graph()
     for spec in RESEARCH_VIEWS:
-        parents = {k.to_user_string() for k in graph.get(dg.AssetKey(spec.path.split("/"))).parent_keys}
+        parents = {
+            k.to_user_string() for k in graph.get(dg.AssetKey(spec.path.split("/"))).parent_keys
+        }
         assert set(spec.sources) | {"silver/ehr/consents", "restricted/person_crosswalk"} == parents

@@ -64,8 +64,11 @@ def test_consent_filters_people_out_of_gold(materialised_lake):
 def test_rerunning_on_unchanged_input_adds_no_delta_version(materialised_lake):
     lake = Lake(materialised_lake.root)
     before = {p: lake.version(p) for p in _tables(materialised_lake.root)}
-    result = materialize(str(materialised_lake.root), str(materialised_lake.landing),
-                         instance=materialised_lake.instance)
+    result = materialize(
+        str(materialised_lake.root),
+        str(materialised_lake.landing),
+        instance=materialised_lake.instance,
+    )
     assert result.success
     after = {p: lake.version(p) for p in _tables(materialised_lake.root)}
     assert after == before
@@ -73,14 +76,24 @@ def test_rerunning_on_unchanged_input_adds_no_delta_version(materialised_lake):
 
 def _identifiers(lake: Lake) -> dict[str, set[str]]:
     """Every direct identifier the silver layer holds, by kind."""
-    found: dict[str, set[str]] = {"ids": set(), "mrn": set(), "names": set(), "addresses": set(),
-                                  "postal_codes": set(), "person_keys": set()}
+    found: dict[str, set[str]] = {
+        "ids": set(),
+        "mrn": set(),
+        "names": set(),
+        "addresses": set(),
+        "postal_codes": set(),
+        "person_keys": set(),
+    }
     patients = lake.read("silver/ehr/patients")
     found["mrn"] |= set(patients.get_column("mrn").drop_nulls().to_list())
     # Whole names: a lone family name can also be a word of a code display ("White" is an OMB
     # race category), a full name cannot.
-    found["names"] |= set(patients.select(
-        pl.concat_str("given_name", "family_name", separator=" ")).to_series().drop_nulls().to_list())
+    found["names"] |= set(
+        patients.select(pl.concat_str("given_name", "family_name", separator=" "))
+        .to_series()
+        .drop_nulls()
+        .to_list()
+    )
     found["addresses"] |= set(patients.get_column("address_line").drop_nulls().to_list())
     found["postal_codes"] |= set(patients.get_column("postal_code").drop_nulls().to_list())
     found["person_keys"] |= set(patients.get_column("person_key").to_list())
@@ -117,16 +130,25 @@ def test_gold_patients_keep_only_birth_years_and_shifted_death_dates(materialise
     lake = Lake(materialised_lake.root)
     keys = load_keys(materialised_lake.root / "restricted" / "keys.json")
     silver = lake.read("silver/ehr/patients")
-    silver = silver.with_columns(pl.Series("person_pseudonym", keyed_hash(
-        keys.for_audience("research"), silver.get_column("person_key").to_list(), prefix="P")))
+    silver = silver.with_columns(
+        pl.Series(
+            "person_pseudonym",
+            keyed_hash(
+                keys.for_audience("research"), silver.get_column("person_key").to_list(), prefix="P"
+            ),
+        )
+    )
     shifts = date_shifts(silver.get_column("person_key").to_list(), key=keys.date_shift)
-    both = (silver.join(shifts, on="person_key")
-            .join(lake.read("gold/research/patients"), on="person_pseudonym", suffix="_gold"))
+    both = silver.join(shifts, on="person_key").join(
+        lake.read("gold/research/patients"), on="person_pseudonym", suffix="_gold"
+    )
     assert both.height == lake.row_count("gold/research/patients")
     young = both.filter(~pl.col("age_90_plus"))
     assert (young.get_column("birth_year") == young.get_column("birth_date").dt.year()).all()
-    assert both.filter(pl.col("age_90_plus")).get_column("birth_year").null_count() == both.filter(
-        pl.col("age_90_plus")).height
+    assert (
+        both.filter(pl.col("age_90_plus")).get_column("birth_year").null_count()
+        == both.filter(pl.col("age_90_plus")).height
+    )
     dead = both.filter(pl.col("deceased_datetime").is_not_null())
     assert dead.height > 0
     true_date = pl.col("deceased_datetime").dt.date()
@@ -179,13 +201,22 @@ def test_the_demo_lake_queries_like_the_catalog_says(materialised_lake):
         from mcp import Client
 
         async with Client(server) as client:
-            result = await client.call_tool("query_patients", {
-                "filters": {"gender": {"eq": "female"}}, "select": ["person_pseudonym", "gender"],
-                "limit": 5})
+            result = await client.call_tool(
+                "query_patients",
+                {
+                    "filters": {"gender": {"eq": "female"}},
+                    "select": ["person_pseudonym", "gender"],
+                    "limit": 5,
+                },
+            )
             return result.structured_content
 
     page = anyio.run(first_female)
-    expected = (pl.read_delta(str(materialised_lake.root / "gold/research/patients"))
-                .filter(pl.col("gender") == "female").sort("person_pseudonym").head(5)
-                .select("person_pseudonym", "gender"))
+    expected = (
+        pl.read_delta(str(materialised_lake.root / "gold/research/patients"))
+        .filter(pl.col("gender") == "female")
+        .sort("person_pseudonym")
+        .head(5)
+        .select("person_pseudonym", "gender")
+    )
     assert page["rows"] == expected.to_dicts()

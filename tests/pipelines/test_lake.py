@@ -13,8 +13,12 @@ def lake(tmp_path):
 
 
 def _frame(**overrides):
-    base = {"k": [1, 2, 3], "v": ["a", "b", None], "tags": [["x"], ["y"], None],
-            "d": [date(2020, 1, 1), None, date(2021, 5, 2)]}
+    base = {
+        "k": [1, 2, 3],
+        "v": ["a", "b", None],
+        "tags": [["x"], ["y"], None],
+        "d": [date(2020, 1, 1), None, date(2021, 5, 2)],
+    }
     base.update(overrides)
     return pl.DataFrame(base)
 
@@ -29,8 +33,9 @@ def test_merge_of_unchanged_rows_commits_no_new_version(lake):
 
 def test_merge_updates_changed_rows_inserts_new_and_deletes_missing_keys(lake):
     lake.merge("t", _frame(), ["k"], run_id="run-1")
-    changed = pl.DataFrame({"k": [2, 4], "v": ["B", "d"], "tags": [["y"], []],
-                            "d": [None, date(2022, 1, 1)]})
+    changed = pl.DataFrame(
+        {"k": [2, 4], "v": ["B", "d"], "tags": [["y"], []], "d": [None, date(2022, 1, 1)]}
+    )
     outcome = lake.merge("t", changed, ["k"], run_id="run-2")
     assert (outcome.version, outcome.rows_written, outcome.rows_deleted) == (1, 2, 2)
     assert_frame_equal(lake.read("t").sort("k"), changed)
@@ -62,8 +67,12 @@ def _rows(source, values):
 
 
 def test_replace_sources_replaces_only_the_named_files(lake):
-    lake.replace_sources("b", pl.concat([_rows("a.ndjson", [1, 2]), _rows("b.ndjson", [3])]),
-                         ["a.ndjson", "b.ndjson"], run_id="r1")
+    lake.replace_sources(
+        "b",
+        pl.concat([_rows("a.ndjson", [1, 2]), _rows("b.ndjson", [3])]),
+        ["a.ndjson", "b.ndjson"],
+        run_id="r1",
+    )
     outcome = lake.replace_sources("b", _rows("b.ndjson", [7, 8]), ["b.ndjson"], run_id="r2")
     assert (outcome.version, outcome.rows_written, outcome.rows_deleted) == (1, 2, 1)
     assert sorted(lake.read("b").get_column("x").to_list()) == [1, 2, 7, 8]
@@ -101,7 +110,9 @@ def test_source_names_with_quotes_are_literals_in_the_predicate(lake):
     lake.replace_sources("b", _rows(name, [1]), [name], run_id="r1")
     lake.replace_sources("b", _rows("ok.ndjson", [2]), ["ok.ndjson"], run_id="r2")
     lake.replace_sources("b", _rows(name, [3]), [name], run_id="r3")
-    assert_frame_equal(lake.read("b").sort("x"), pl.concat([_rows("ok.ndjson", [2]), _rows(name, [3])]))
+    assert_frame_equal(
+        lake.read("b").sort("x"), pl.concat([_rows("ok.ndjson", [2]), _rows(name, [3])])
+    )
 
 
 def test_the_lake_root_defaults_to_the_environment(monkeypatch, tmp_path):

@@ -26,13 +26,17 @@ def _state(lake, spec: ViewSpec) -> TableState:
     )
 
 
-@dg.asset(key=["catalog"], group_name="catalog",
-          deps=[dg.AssetKey(spec.path.split("/")) for spec in RESEARCH_VIEWS],
-          description="lake/_catalog/manifest.json: the catalog the MCP server is generated from.")
+@dg.asset(
+    key=["catalog"],
+    group_name="catalog",
+    deps=[dg.AssetKey(spec.path.split("/")) for spec in RESEARCH_VIEWS],
+    description="lake/_catalog/manifest.json: the catalog the MCP server is generated from.",
+)
 def catalog(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.lake()
-    manifest = build_manifest(((s, _state(store, s)) for s in RESEARCH_VIEWS),
-                              generated_at=datetime.now(UTC))
+    manifest = build_manifest(
+        ((s, _state(store, s)) for s in RESEARCH_VIEWS), generated_at=datetime.now(UTC)
+    )
     target = store.local_path(MANIFEST_PATH)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Write then rename, so a server starting meanwhile never reads half a manifest.
@@ -40,8 +44,10 @@ def catalog(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
     with os.fdopen(fd, "w") as handle:
         handle.write(dump_manifest(manifest))
     os.replace(tmp, target)
-    return dg.MaterializeResult(metadata={
-        "path": str(target),
-        "datasets": len(manifest.datasets),
-        "rows": sum(d.row_count for d in manifest.datasets),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "path": str(target),
+            "datasets": len(manifest.datasets),
+            "rows": sum(d.row_count for d in manifest.datasets),
+        }
+    )

@@ -3,7 +3,6 @@
 from datetime import UTC, datetime
 
 import dagster as dg
-import polars as pl
 
 from connectors.fhir.schema import table_columns
 from mcp_catalog.governance.consent import consented_people
@@ -30,14 +29,23 @@ def silver_path(table: str) -> str:
 @dg.multi_asset(
     group_name=GROUP,
     specs=[
-        dg.AssetSpec(["bronze", "ehr", "files"], description="Ledger of ingested FHIR landing files: "
-                     "path, sha256, size, record and reject counts."),
-        dg.AssetSpec(["bronze", "ehr", "rejects"], description="Quarantined FHIR records: file, "
-                     "locator and reason (never the record's values)."),
+        dg.AssetSpec(
+            ["bronze", "ehr", "files"],
+            description="Ledger of ingested FHIR landing files: "
+            "path, sha256, size, record and reject counts.",
+        ),
+        dg.AssetSpec(
+            ["bronze", "ehr", "rejects"],
+            description="Quarantined FHIR records: file, "
+            "locator and reason (never the record's values).",
+        ),
         *[
-            dg.AssetSpec(["bronze", "ehr", t], description=f"FHIR {t} as read, with provenance "
-                         "(source file, sha256, locator, ingested_at) and the full resource JSON.",
-                         metadata={"dagster/column_schema": column_schema(table_columns(t))})
+            dg.AssetSpec(
+                ["bronze", "ehr", t],
+                description=f"FHIR {t} as read, with provenance "
+                "(source file, sha256, locator, ingested_at) and the full resource JSON.",
+                metadata={"dagster/column_schema": column_schema(table_columns(t))},
+            )
             for t in ehr.BRONZE_TABLES
         ],
     ],
@@ -49,73 +57,119 @@ def bronze_ehr(context: dg.AssetExecutionContext, lake: LakeResource, landing: L
     folder = landing.silo("ehr")
     files = ehr.landing_files(folder)
     if not files:
-        raise dg.Failure(f"No FHIR files (.ndjson, .ndjson.gz, .json) under {folder}. Generate a "
-                         "cohort with `biofed synth --out landing` or drop a bulk export there.")
+        raise dg.Failure(
+            f"No FHIR files (.ndjson, .ndjson.gz, .json) under {folder}. Generate a "
+            "cohort with `biofed synth --out landing` or drop a bulk export there."
+        )
     ledger = store.read(FILES_PATH) if store.table(FILES_PATH) is not None else None
     changed = ehr.changed_files(files, folder, ledger)
     batch = ehr.read_bronze(changed, ingested_at=datetime.now(UTC))
     context.log.info(f"{len(files)} landing files, {len(changed)} new or changed")
     for table in ehr.BRONZE_TABLES:
         path = bronze_path(table)
-        outcome = store.replace_sources(path, batch.tables[table], batch.changed_sources, run_id=run_id)
-        yield dg.MaterializeResult(asset_key=["bronze", "ehr", table],
-                                   metadata=write_metadata(outcome, store.row_count(path)))
-    outcome = store.replace_sources(REJECTS_PATH, batch.rejects, batch.changed_sources,
-                                    run_id=run_id, source_column="source")
-    yield dg.MaterializeResult(asset_key=["bronze", "ehr", "rejects"], metadata=write_metadata(
-        outcome, store.row_count(REJECTS_PATH), rejects_this_run=batch.rejects.height))
-    outcome = (store.merge(FILES_PATH, batch.ledger, ["source_file"], run_id=run_id, delete_missing=False)
-               if batch.ledger.height else store.unchanged(FILES_PATH))
-    yield dg.MaterializeResult(asset_key=["bronze", "ehr", "files"], metadata=write_metadata(
-        outcome, store.row_count(FILES_PATH), files_changed=len(changed)))
+        outcome = store.replace_sources(
+            path, batch.tables[table], batch.changed_sources, run_id=run_id
+        )
+        yield dg.MaterializeResult(
+            asset_key=["bronze", "ehr", table],
+            metadata=write_metadata(outcome, store.row_count(path)),
+        )
+    outcome = store.replace_sources(
+        REJECTS_PATH, batch.rejects, batch.changed_sources, run_id=run_id, source_column="source"
+    )
+    yield dg.MaterializeResult(
+        asset_key=["bronze", "ehr", "rejects"],
+        metadata=write_metadata(
+            outcome, store.row_count(REJECTS_PATH), rejects_this_run=batch.rejects.height
+        ),
+    )
+    outcome = (
+        store.merge(FILES_PATH, batch.ledger, ["source_file"], run_id=run_id, delete_missing=False)
+        if batch.ledger.height
+        else store.unchanged(FILES_PATH)
+    )
+    yield dg.MaterializeResult(
+        asset_key=["bronze", "ehr", "files"],
+        metadata=write_metadata(outcome, store.row_count(FILES_PATH), files_changed=len(changed)),
+    )
 
 
-@dg.asset(key=["restricted", "person_crosswalk"], group_name=GROUP,
-          deps=[dg.AssetKey(["bronze", "ehr", "patients"])],
-          description="Restricted: links every source identifier (FHIR id, MRN) to one random "
-          "person_key. Never exposed to any audience.")
+@dg.asset(
+    key=["restricted", "person_crosswalk"],
+    group_name=GROUP,
+    deps=[dg.AssetKey(["bronze", "ehr", "patients"])],
+    description="Restricted: links every source identifier (FHIR id, MRN) to one random "
+    "person_key. Never exposed to any audience.",
+)
 def person_crosswalk(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.lake()
     current = store.read(CROSSWALK_PATH) if store.table(CROSSWALK_PATH) is not None else None
-    new_rows = ehr.new_crosswalk_rows(store.read(bronze_path("patients")), current,
-                                      linked_at=datetime.now(UTC))
+    new_rows = ehr.new_crosswalk_rows(
+        store.read(bronze_path("patients")), current, linked_at=datetime.now(UTC)
+    )
     if new_rows.height:
-        outcome = store.merge(CROSSWALK_PATH, new_rows, ["source_system", "identifier_type", "identifier"],
-                              run_id=context.run.run_id, delete_missing=False)
+        outcome = store.merge(
+            CROSSWALK_PATH,
+            new_rows,
+            ["source_system", "identifier_type", "identifier"],
+            run_id=context.run.run_id,
+            delete_missing=False,
+        )
     else:
         outcome = store.unchanged(CROSSWALK_PATH)
-    return dg.MaterializeResult(metadata=write_metadata(
-        outcome, store.row_count(CROSSWALK_PATH), new_identities=new_rows.height))
+    return dg.MaterializeResult(
+        metadata=write_metadata(
+            outcome, store.row_count(CROSSWALK_PATH), new_identities=new_rows.height
+        )
+    )
 
 
 def _silver_asset(table: str) -> dg.AssetsDefinition:
     columns = [c for c in table_columns(table) if c.name != "resource_json"]
 
-    @dg.asset(key=["silver", "ehr", table], group_name=GROUP,
-              deps=[dg.AssetKey(["bronze", "ehr", table]), dg.AssetKey(["restricted", "person_crosswalk"])],
-              description=f"FHIR {table}, typed, one row per FHIR id, linked to person_key.",
-              metadata={"dagster/column_schema": column_schema(columns)})
+    @dg.asset(
+        key=["silver", "ehr", table],
+        group_name=GROUP,
+        deps=[
+            dg.AssetKey(["bronze", "ehr", table]),
+            dg.AssetKey(["restricted", "person_crosswalk"]),
+        ],
+        description=f"FHIR {table}, typed, one row per FHIR id, linked to person_key.",
+        metadata={"dagster/column_schema": column_schema(columns)},
+    )
     def _silver(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         store = lake.lake()
         path = bronze_path(table)
         if store.table(path) is None:
-            raise dg.Failure(f"bronze/ehr/{table} does not exist: no landing file held {table}. "
-                             "Check the landing folder and materialise bronze_ehr first.")
+            raise dg.Failure(
+                f"bronze/ehr/{table} does not exist: no landing file held {table}. "
+                "Check the landing folder and materialise bronze_ehr first."
+            )
         frame = ehr.silver_frame(store.read(path), store.read(CROSSWALK_PATH), table)
         outcome = store.merge(silver_path(table), frame, ["id"], run_id=context.run.run_id)
         unlinked = frame.get_column("person_key").null_count()
-        return dg.MaterializeResult(metadata=write_metadata(outcome, frame.height, unlinked_rows=unlinked))
+        return dg.MaterializeResult(
+            metadata=write_metadata(outcome, frame.height, unlinked_rows=unlinked)
+        )
 
     return _silver
 
 
 def _gold_asset(spec: ViewSpec) -> dg.AssetsDefinition:
     deps = [dg.AssetKey(s.split("/")) for s in spec.sources]
-    deps += [dg.AssetKey(["silver", "ehr", "consents"]), dg.AssetKey(["restricted", "person_crosswalk"])]
+    deps += [
+        dg.AssetKey(["silver", "ehr", "consents"]),
+        dg.AssetKey(["restricted", "person_crosswalk"]),
+    ]
 
-    @dg.asset(key=spec.path.split("/"), group_name="research", deps=deps,
-              description=spec.description, owners=["team:data-stewards"],
-              metadata={"dagster/column_schema": view_schema(spec), "audience": spec.audience})
+    @dg.asset(
+        key=spec.path.split("/"),
+        group_name="research",
+        deps=deps,
+        description=spec.description,
+        owners=["team:data-stewards"],
+        metadata={"dagster/column_schema": view_schema(spec), "audience": spec.audience},
+    )
     def _gold(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         store = lake.lake()
         keys = lake.deid_keys()
@@ -123,14 +177,17 @@ def _gold_asset(spec: ViewSpec) -> dg.AssetsDefinition:
         crosswalk = store.read(CROSSWALK_PATH)
         ctx = ViewContext(
             pseudonym_key=keys.for_audience(spec.audience),
-            shifts=date_shifts(crosswalk.get_column("person_key").unique().to_list(), key=keys.date_shift),
+            shifts=date_shifts(
+                crosswalk.get_column("person_key").unique().to_list(), key=keys.date_shift
+            ),
             consented=consented_people(store.read(silver_path("consents")), as_of=now),
             reference_date=now.date(),
         )
         view = build_view(spec, {s: store.read(s) for s in spec.sources}, ctx)
         outcome = store.merge(spec.path, view, list(spec.key), run_id=context.run.run_id)
-        return dg.MaterializeResult(metadata=write_metadata(
-            outcome, view.height, consented_people=ctx.consented.len()))
+        return dg.MaterializeResult(
+            metadata=write_metadata(outcome, view.height, consented_people=ctx.consented.len())
+        )
 
     return _gold
 

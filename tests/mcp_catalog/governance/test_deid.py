@@ -46,41 +46,63 @@ def test_date_shifts_are_nonzero_bounded_and_stable():
 
 
 def test_shift_dates_moves_every_date_of_a_person_by_the_same_offset():
-    shifts = pl.DataFrame({"person_key": ["a", "b"], "shift_days": [10, -3]},
-                          schema={"person_key": pl.String(), "shift_days": pl.Int32()})
-    frame = pl.DataFrame({
-        "person_key": ["a", "a", "b"],
-        "start": [datetime(2020, 1, 1, 8, tzinfo=UTC), datetime(2020, 2, 1, tzinfo=UTC), None],
-        "day": [date(2020, 1, 5), date(2020, 2, 3), date(2021, 1, 1)],
-    })
+    shifts = pl.DataFrame(
+        {"person_key": ["a", "b"], "shift_days": [10, -3]},
+        schema={"person_key": pl.String(), "shift_days": pl.Int32()},
+    )
+    frame = pl.DataFrame(
+        {
+            "person_key": ["a", "a", "b"],
+            "start": [datetime(2020, 1, 1, 8, tzinfo=UTC), datetime(2020, 2, 1, tzinfo=UTC), None],
+            "day": [date(2020, 1, 5), date(2020, 2, 3), date(2021, 1, 1)],
+        }
+    )
     out = shift_dates(frame, ("start", "day"), shifts)
-    expected = pl.DataFrame({
-        "person_key": ["a", "a", "b"],
-        "start": [datetime(2020, 1, 11, 8, tzinfo=UTC), datetime(2020, 2, 11, tzinfo=UTC), None],
-        "day": [date(2020, 1, 15), date(2020, 2, 13), date(2020, 12, 29)],
-    })
+    expected = pl.DataFrame(
+        {
+            "person_key": ["a", "a", "b"],
+            "start": [
+                datetime(2020, 1, 11, 8, tzinfo=UTC),
+                datetime(2020, 2, 11, tzinfo=UTC),
+                None,
+            ],
+            "day": [date(2020, 1, 15), date(2020, 2, 13), date(2020, 12, 29)],
+        }
+    )
     assert_frame_equal(out, expected)
 
 
 def test_shift_dates_refuses_people_without_a_shift():
-    shifts = pl.DataFrame({"person_key": ["a"], "shift_days": [1]},
-                          schema={"person_key": pl.String(), "shift_days": pl.Int32()})
+    shifts = pl.DataFrame(
+        {"person_key": ["a"], "shift_days": [1]},
+        schema={"person_key": pl.String(), "shift_days": pl.Int32()},
+    )
     frame = pl.DataFrame({"person_key": ["a", "z"], "day": [date(2020, 1, 1)] * 2})
     with pytest.raises(ValueError, match="missing"):
         shift_dates(frame, ("day",), shifts)
 
 
 def test_birth_dates_become_years_and_people_aged_90_or_more_are_grouped():
-    frame = pl.DataFrame({"id": [1, 2, 3, 4], "birth_date": [
-        date(1936, 3, 2),   # 90 on 2026-03-02: grouped
-        date(1936, 3, 3),   # still 89 on the reference date: keeps the year
-        date(1990, 7, 1),
-        None,
-    ]})
+    frame = pl.DataFrame(
+        {
+            "id": [1, 2, 3, 4],
+            "birth_date": [
+                date(1936, 3, 2),  # 90 on 2026-03-02: grouped
+                date(1936, 3, 3),  # still 89 on the reference date: keeps the year
+                date(1990, 7, 1),
+                None,
+            ],
+        }
+    )
     out = birth_year_and_cap(frame, reference=date(2026, 3, 2))
-    expected = pl.DataFrame({"id": [1, 2, 3, 4], "birth_year": [None, 1936, 1990, None],
-                             "age_90_plus": [True, False, False, None]},
-                            schema_overrides={"birth_year": pl.Int32()})
+    expected = pl.DataFrame(
+        {
+            "id": [1, 2, 3, 4],
+            "birth_year": [None, 1936, 1990, None],
+            "age_90_plus": [True, False, False, None],
+        },
+        schema_overrides={"birth_year": pl.Int32()},
+    )
     assert_frame_equal(out, expected)
 
 

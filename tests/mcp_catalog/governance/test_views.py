@@ -13,34 +13,72 @@ VIEWS = {spec.name: spec for spec in RESEARCH_VIEWS}
 
 
 def _silver(table, rows):
-    schema = {"id": pl.String(), "person_key": pl.String(),
-              **{k: v for k, v in table_schema(table).items() if k not in ("id", "resource_json")}}
+    schema = {
+        "id": pl.String(),
+        "person_key": pl.String(),
+        **{k: v for k, v in table_schema(table).items() if k not in ("id", "resource_json")},
+    }
     full = [{c: row.get(c) for c in schema} for row in rows]
     return pl.DataFrame(full, schema=schema)
 
 
 def _ctx(consented=("pk-1",)):
-    return ViewContext(pseudonym_key=KEY, shifts=date_shifts(["pk-1", "pk-2"], key=DATE_KEY),
-                       consented=pl.Series("person_key", list(consented), dtype=pl.String()),
-                       reference_date=date(2026, 1, 1))
+    return ViewContext(
+        pseudonym_key=KEY,
+        shifts=date_shifts(["pk-1", "pk-2"], key=DATE_KEY),
+        consented=pl.Series("person_key", list(consented), dtype=pl.String()),
+        reference_date=date(2026, 1, 1),
+    )
 
 
-PATIENTS = _silver("patients", [
-    {"id": "fhir-1", "person_key": "pk-1", "mrn": "MRN00000001", "family_name": "Doe",
-     "given_name": "Jane", "gender": "female", "birth_date": date(1970, 4, 3),
-     "address_line": "1 Main St", "city": "Springfield", "state": "MA", "postal_code": "01103",
-     "deceased": True, "deceased_datetime": datetime(2024, 5, 6, 7, tzinfo=UTC)},
-    {"id": "fhir-2", "person_key": "pk-2", "mrn": "MRN00000002", "family_name": "Roe",
-     "gender": "male", "birth_date": date(1930, 1, 1), "postal_code": "03601", "deceased": False},
-])
+PATIENTS = _silver(
+    "patients",
+    [
+        {
+            "id": "fhir-1",
+            "person_key": "pk-1",
+            "mrn": "MRN00000001",
+            "family_name": "Doe",
+            "given_name": "Jane",
+            "gender": "female",
+            "birth_date": date(1970, 4, 3),
+            "address_line": "1 Main St",
+            "city": "Springfield",
+            "state": "MA",
+            "postal_code": "01103",
+            "deceased": True,
+            "deceased_datetime": datetime(2024, 5, 6, 7, tzinfo=UTC),
+        },
+        {
+            "id": "fhir-2",
+            "person_key": "pk-2",
+            "mrn": "MRN00000002",
+            "family_name": "Roe",
+            "gender": "male",
+            "birth_date": date(1930, 1, 1),
+            "postal_code": "03601",
+            "deceased": False,
+        },
+    ],
+)
 
 
 def test_research_patients_drop_identifiers_and_generalise_quasi_identifiers():
     view = build_view(VIEWS["patients"], {"silver/ehr/patients": PATIENTS}, _ctx(("pk-1", "pk-2")))
     assert view.columns == [c.name for c in VIEWS["patients"].columns]
     flat = {str(v) for row in view.iter_rows() for v in row}
-    for identifier in ("fhir-1", "pk-1", "MRN00000001", "Doe", "Jane", "1 Main St", "Springfield",
-                       "01103", "1970-04-03", "2024-05-06"):
+    for identifier in (
+        "fhir-1",
+        "pk-1",
+        "MRN00000001",
+        "Doe",
+        "Jane",
+        "1 Main St",
+        "Springfield",
+        "01103",
+        "1970-04-03",
+        "2024-05-06",
+    ):
         assert not any(identifier in v for v in flat), identifier
     rows = {r["birth_year"]: r for r in view.iter_rows(named=True)}
     assert rows[1970]["zip3"] == "011" and rows[1970]["age_90_plus"] is False
@@ -55,16 +93,33 @@ def test_people_without_consent_are_absent_from_every_view():
 
 
 def test_event_views_shift_dates_per_person_and_keep_intervals():
-    encounters = _silver("encounters", [
-        {"id": "enc-1", "person_key": "pk-1", "patient_id": "fhir-1", "status": "finished",
-         "period_start": datetime(2023, 1, 1, 9, tzinfo=UTC), "period_end": datetime(2023, 1, 1, 10, tzinfo=UTC)},
-        {"id": "enc-2", "person_key": "pk-1", "patient_id": "fhir-1", "status": "finished",
-         "period_start": datetime(2023, 3, 1, 9, tzinfo=UTC), "period_end": datetime(2023, 3, 4, 9, tzinfo=UTC)},
-    ])
+    encounters = _silver(
+        "encounters",
+        [
+            {
+                "id": "enc-1",
+                "person_key": "pk-1",
+                "patient_id": "fhir-1",
+                "status": "finished",
+                "period_start": datetime(2023, 1, 1, 9, tzinfo=UTC),
+                "period_end": datetime(2023, 1, 1, 10, tzinfo=UTC),
+            },
+            {
+                "id": "enc-2",
+                "person_key": "pk-1",
+                "patient_id": "fhir-1",
+                "status": "finished",
+                "period_start": datetime(2023, 3, 1, 9, tzinfo=UTC),
+                "period_end": datetime(2023, 3, 4, 9, tzinfo=UTC),
+            },
+        ],
+    )
     view = build_view(VIEWS["encounters"], {"silver/ehr/encounters": encounters}, _ctx())
     assert view.get_column("person_pseudonym").n_unique() == 1
     assert not view.get_column("record_key").is_in(["enc-1", "enc-2"]).any()
-    lengths = (view.get_column("period_end") - view.get_column("period_start")).dt.total_hours().sort()
+    lengths = (
+        (view.get_column("period_end") - view.get_column("period_start")).dt.total_hours().sort()
+    )
     assert lengths.to_list() == [1, 72]
     starts = view.sort("period_start").get_column("period_start")
     assert (starts[1] - starts[0]).days == 59
@@ -73,8 +128,12 @@ def test_event_views_shift_dates_per_person_and_keep_intervals():
 
 def test_the_same_person_gets_different_pseudonyms_in_different_audiences():
     a = build_view(VIEWS["patients"], {"silver/ehr/patients": PATIENTS}, _ctx())
-    other = ViewContext(pseudonym_key=bytes(32), shifts=_ctx().shifts, consented=_ctx().consented,
-                        reference_date=date(2026, 1, 1))
+    other = ViewContext(
+        pseudonym_key=bytes(32),
+        shifts=_ctx().shifts,
+        consented=_ctx().consented,
+        reference_date=date(2026, 1, 1),
+    )
     b = build_view(VIEWS["patients"], {"silver/ehr/patients": PATIENTS}, other)
     assert a.get_column("person_pseudonym").item() != b.get_column("person_pseudonym").item()
 
