@@ -49,6 +49,10 @@ def materialize(
         # Record the run where `dagster dev` will look for it.
         home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
         home.mkdir(parents=True, exist_ok=True)
+        settings = home / "dagster.yaml"
+        if not settings.exists():
+            # Clinical data platforms should not phone home unless the operator opts in.
+            settings.write_text("telemetry:\n  enabled: false\n")
         instance = dg.DagsterInstance.get()
     keys = None
     if selection is not None:

@@ -220,8 +220,13 @@ def _events(id_prefix: str, dates: tuple[str, ...]) -> ViewBuilder:
 
 def _build_patients(silver: dict[str, pl.DataFrame], ctx: ViewContext) -> pl.DataFrame:
     (frame,) = silver.values()
+    # FHIR leaves deceased[x] out for the living: a research view answers "is a death
+    # recorded", so absent means false (a death time alone also means true).
     frame = _consented(frame, ctx).with_columns(
-        pl.col("deceased_datetime").dt.date().alias("death_date")
+        pl.col("deceased_datetime").dt.date().alias("death_date"),
+        (pl.col("deceased").fill_null(False) | pl.col("deceased_datetime").is_not_null()).alias(
+            "deceased"
+        ),
     )
     frame = shift_dates(frame, ("death_date",), ctx.shifts)
     frame = birth_year_and_cap(frame, reference=ctx.reference_date)
@@ -276,7 +281,7 @@ RESEARCH_VIEWS: tuple[ViewSpec, ...] = (
             ),
             ViewColumn("language", "string", "Preferred language code.", "quasi_identifier"),
             ViewColumn(
-                "deceased", "boolean", "Whether the person is known to have died.", "clinical"
+                "deceased", "boolean", "True when a death is recorded for the person.", "clinical"
             ),
             _shifted("death_date", "Date of death", "date"),
         ),

@@ -57,7 +57,6 @@ PATIENTS = _silver(
             "gender": "male",
             "birth_date": date(1930, 1, 1),
             "postal_code": "03601",
-            "deceased": False,
         },
     ],
 )
@@ -83,6 +82,7 @@ def test_research_patients_drop_identifiers_and_generalise_quasi_identifiers():
     rows = {r["birth_year"]: r for r in view.iter_rows(named=True)}
     assert rows[1970]["zip3"] == "011" and rows[1970]["age_90_plus"] is False
     assert rows[None]["zip3"] == "000" and rows[None]["age_90_plus"] is True
+    assert (rows[1970]["deceased"], rows[None]["deceased"]) == (True, False)
     death = rows[1970]["death_date"]
     assert death != date(2024, 5, 6) and abs((death - date(2024, 5, 6)).days) <= 365
 
