@@ -30,6 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check connectors quality mcp_catalog pipelines tests benchmarks
 
 test: $(STAMP)
+	bash scripts/ensure-chromium.sh
 	$(BIN)/lint-imports
 	$(BIN)/ruff check connectors quality mcp_catalog pipelines tests benchmarks
 	$(BIN)/python -m pytest -q

@@ -5,7 +5,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mcp_catalog.governance.views import ViewSpec
-from mcp_catalog.manifest import CatalogColumn, CatalogDataset, Manifest
+from mcp_catalog.manifest import (
+    CatalogColumn,
+    CatalogDataset,
+    DatasetFreshness,
+    DatasetQuality,
+    Manifest,
+)
 
 
 @dataclass(frozen=True)
@@ -15,6 +21,8 @@ class TableState:
     row_count: int
     delta_version: int
     last_materialized: datetime
+    freshness: DatasetFreshness | None = None
+    quality: DatasetQuality | None = None
 
 
 def dataset_entry(spec: ViewSpec, state: TableState, *, max_limit: int = 1000) -> CatalogDataset:
@@ -55,6 +63,8 @@ def dataset_entry(spec: ViewSpec, state: TableState, *, max_limit: int = 1000) -
         last_materialized=state.last_materialized,
         upstream=list(spec.sources),
         max_limit=max_limit,
+        freshness=state.freshness,
+        quality=state.quality,
     )
 
 

@@ -46,6 +46,33 @@ class CatalogColumn(BaseModel):
         return value
 
 
+class DatasetFreshness(BaseModel):
+    """How fresh a view's newest source data is, against its SLA."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    warn_after_seconds: int
+    fail_after_seconds: int
+    newest_source_at: datetime | None
+    """When the newest source data feeding the view was produced."""
+    status: Literal["fresh", "warn", "stale", "unknown"]
+    """The status when the catalog was built; the server recomputes it at query time."""
+    checked_at: datetime
+
+
+class DatasetQuality(BaseModel):
+    """The latest quality suite result for the view's current Delta version."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    suite: str
+    evaluated_at: datetime
+    success: bool
+    expectations: int
+    failed_errors: int
+    failed_warnings: int
+
+
 class CatalogDataset(BaseModel):
     """One gold view: where it lives, what it holds, how fresh it is."""
 
@@ -69,6 +96,8 @@ class CatalogDataset(BaseModel):
     upstream: list[str]
     """Lake tables this view is computed from (``silver/ehr/patients``)."""
     max_limit: int = 1000
+    freshness: DatasetFreshness | None = None
+    quality: DatasetQuality | None = None
 
     @field_validator("name", "audience")
     @classmethod

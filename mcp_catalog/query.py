@@ -288,6 +288,15 @@ def build_result_model(dataset: CatalogDataset) -> type[BaseModel]:
         ),
         delta_version=(int, Field(description="Delta table version the rows were read from.")),
         as_of=(datetime, Field(description="When the dataset was last materialised.")),
+        freshness=(
+            Literal["fresh", "warn", "stale", "unknown"],
+            Field(description="Age of the newest source data against the dataset's SLA, "
+                  "at the time of this call."),
+        ),
+        newest_source_at=(
+            datetime | None,
+            Field(description="When the newest source data behind the dataset was produced."),
+        ),
         masked_columns=(
             list[str],
             Field(description="Columns of the view withheld from this result."),
@@ -569,8 +578,12 @@ class DatasetQuery:
         arguments: BaseModel,
         *,
         next_cursor: str | None,
+        freshness: str,
     ) -> BaseModel:
-        """Shape a collected window (``limit + 1`` rows at most) as the result model."""
+        """Shape a collected window (``limit + 1`` rows at most) as the result model.
+
+        ``freshness`` is the status at call time, which the caller computes from the SLA.
+        """
         limit: int = arguments.limit  # type: ignore[attr-defined]
         rows = rows_as_json(frame.head(limit), self.dataset)
         return self.result_model(
@@ -580,6 +593,10 @@ class DatasetQuery:
             next_cursor=next_cursor,
             delta_version=self.dataset.delta_version,
             as_of=self.dataset.last_materialized,
+            freshness=freshness,
+            newest_source_at=(
+                self.dataset.freshness.newest_source_at if self.dataset.freshness else None
+            ),
             masked_columns=[],
         )
 

@@ -13,6 +13,7 @@ import logging
 import secrets
 import threading
 import uuid
+from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -31,6 +32,8 @@ from mcp_catalog.cursor import CursorCodec, CursorError, query_fingerprint
 from mcp_catalog.manifest import CatalogDataset, Manifest
 from mcp_catalog.query import DatasetQuery, QueryError
 from mcp_catalog.roles import audiences_for
+from quality.freshness import FreshnessSLA, freshness_status
+from quality.lineage import LineageDataset, LineageEmitter
 
 SERVER_NAME = "biofed-catalog"
 LISTING_URI = "catalog://datasets"
@@ -120,10 +123,24 @@ class _PinnedTable:
             return self._opened
 
 
+def current_freshness(dataset: CatalogDataset, *, now: datetime | None = None) -> str:
+    """The dataset's freshness now: time passes while a server runs, so the status recorded
+    in the manifest is recomputed from its SLA and newest source time on every call."""
+    block = dataset.freshness
+    if block is None:
+        return "unknown"
+    sla = FreshnessSLA(
+        timedelta(seconds=block.warn_after_seconds), timedelta(seconds=block.fail_after_seconds)
+    )
+    return freshness_status(block.newest_source_at, sla, now=now or datetime.now(UTC))
+
+
 def _query_tool(
     query: DatasetQuery,
     table: _PinnedTable,
     cursors: CursorCodec,
+    lineage: LineageEmitter,
+    table_uri: str,
 ) -> Tool:
     dataset = query.dataset
     name = tool_name(dataset)
@@ -157,7 +174,15 @@ def _query_tool(
                 query_hash=query_hash,
                 offset=offset + limit,
             )
-        return query.page(window, parsed, next_cursor=next_cursor)
+        page = query.page(
+            window, parsed, next_cursor=next_cursor, freshness=current_freshness(dataset)
+        )
+        # Lineage names the view and version read, never the arguments or the rows.
+        lineage.read(
+            job=f"mcp.{name}",
+            dataset=LineageDataset(uri=table_uri, version=str(dataset.delta_version)),
+        )
+        return page
 
     def run_query(arguments: dict[str, Any]) -> BaseModel:
         try:
@@ -224,7 +249,13 @@ def data_card(dataset: CatalogDataset) -> dict[str, Any]:
         "last_materialized": dataset.last_materialized.isoformat(),
         "upstream": list(dataset.upstream),
         "max_limit": dataset.max_limit,
+        "freshness": _dump(dataset.freshness),
+        "quality": _dump(dataset.quality),
     }
+
+
+def _dump(block: BaseModel | None) -> dict[str, Any] | None:
+    return None if block is None else block.model_dump(mode="json")
 
 
 def _listing(datasets: list[CatalogDataset]) -> list[dict[str, Any]]:
@@ -254,6 +285,7 @@ def build_server(
     role: str = "researcher",
     storage_options: dict[str, str] | None = None,
     cursor_secret: bytes | None = None,
+    lineage: LineageEmitter | None = None,
 ) -> MCPServer:
     """Build the read-only catalog server for one role.
 
@@ -267,6 +299,8 @@ def build_server(
         storage_options: passed to delta-rs for object stores.
         cursor_secret: HMAC key for paging cursors (at least 16 bytes); random per process
             when None, so cursors do not survive a restart.
+        lineage: where each query's OpenLineage read event goes; by default the lake's
+            ``_lineage/events.ndjson``, or ``OPENLINEAGE_URL`` when set.
 
     Returns:
         The server, ready for ``run()`` or an in-memory ``Client``.
@@ -280,6 +314,15 @@ def build_server(
     audiences = audiences_for(role)
     datasets = [d for d in manifest.datasets if d.audience in audiences]
     cursors = CursorCodec(cursor_secret if cursor_secret is not None else secrets.token_bytes(32))
+    if lineage is not None:
+        emitter = lineage
+    else:
+        try:
+            emitter = LineageEmitter.for_lake(lake)
+        except ValueError as exc:
+            raise CatalogBuildError(
+                "lineage for a lake on object storage goes over HTTP: set OPENLINEAGE_URL"
+            ) from exc
 
     seen: set[str] = set()
     tools: list[Tool] = []
@@ -301,7 +344,7 @@ def build_server(
         except ValueError as exc:
             raise CatalogBuildError(f"{exc}; rebuild the catalog (`make demo`).") from exc
         table = _PinnedTable(table_uri, dataset.delta_version, storage_options)
-        tools.append(_query_tool(query, table, cursors))
+        tools.append(_query_tool(query, table, cursors, emitter, table_uri))
 
     resources = [
         TextResource(

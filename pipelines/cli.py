@@ -121,6 +121,8 @@ def _demo(args: argparse.Namespace) -> int:
         f"(Dagster run {result.run_id}).\n"
     )
     print(_summary(args.lake))
+    index = write_report(args.lake, args.report)
+    print(f"\nCompliance report (lineage, quality, freshness): {Path(index).resolve()}")
     print(_connect_text(args.lake))
     return 0
 
@@ -150,6 +152,35 @@ def _snapshot(args: argparse.Namespace) -> int:
     changed = not out.exists() or out.read_text() != text
     out.write_text(text)
     print(f"{'Updated' if changed else 'Unchanged'}: {out}")
+    return 0
+
+
+def write_report(lake: str, out: str) -> Path:
+    """Build the Data Docs and the compliance report of a lake.
+
+    Returns:
+        The report's index.html.
+    """
+    from pipelines.defs.ehr.checks import DATA_DOCS_PATH
+    from pipelines.lake import Lake
+    from quality.report import collect_report_data, render_report
+    from quality.validation import DataDocs
+
+    docs_root = Lake(lake).local_path(DATA_DOCS_PATH)
+    docs_index = DataDocs(docs_root).build() if docs_root.exists() else None
+    return render_report(collect_report_data(lake, data_docs_index=docs_index), out)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from mcp_catalog.manifest import ManifestError
+
+    started = time.monotonic()
+    try:
+        index = write_report(args.lake, args.out)
+    except ManifestError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print(f"Report written to {index} in {time.monotonic() - started:.1f} s.")
     return 0
 
 
@@ -183,12 +214,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--landing", dest="out", default="landing")
     demo.add_argument("--lake", default=lake_default)
+    demo.add_argument("--report", default="reports")
     demo.set_defaults(func=_demo)
 
     serve = sub.add_parser("serve", help="run the MCP catalog server over stdio")
     serve.add_argument("--lake", default=lake_default)
     serve.add_argument("--role", default=os.environ.get("BIOFED_ROLE", "researcher"))
     serve.set_defaults(func=_serve)
+
+    report = sub.add_parser("report", help="write the compliance report (static HTML)")
+    report.add_argument("--lake", default=lake_default)
+    report.add_argument("--out", default="reports")
+    report.set_defaults(func=_report)
 
     catalog = sub.add_parser("catalog", help="catalog and tool-contract commands")
     catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)

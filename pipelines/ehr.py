@@ -4,7 +4,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -27,6 +27,7 @@ FILE_LEDGER_SCHEMA: dict[str, pl.DataType] = {
     "records": pl.Int64(),
     "rejects": pl.Int64(),
     "ingested_at": pl.Datetime("us", "UTC"),
+    "source_modified_at": pl.Datetime("us", "UTC"),
 }
 REJECTS_SCHEMA: dict[str, pl.DataType] = {
     "source": pl.String(),
@@ -60,6 +61,36 @@ def landing_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.name.endswith(FHIR_SUFFIXES))
 
 
+@dataclass(frozen=True)
+class LandingFile:
+    """One file in the landing folder, as found now."""
+
+    path: Path
+    source_file: str
+    """Path relative to the silo's landing folder: the name provenance columns carry."""
+    sha256: str
+    bytes: int
+    modified_at: datetime
+    """When the source system last wrote the file: what freshness is measured from."""
+
+
+def scan_landing(folder: Path) -> list[LandingFile]:
+    """Every FHIR file below a landing folder with its hash, size and modification time."""
+    found = []
+    for path in landing_files(folder):
+        stat = path.stat()
+        found.append(
+            LandingFile(
+                path,
+                path.relative_to(folder).as_posix(),
+                sha256_file(path),
+                stat.st_size,
+                datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+            )
+        )
+    return found
+
+
 @dataclass
 class BronzeBatch:
     """What reading a set of changed landing files produced."""
@@ -70,35 +101,15 @@ class BronzeBatch:
     changed_sources: list[str]
 
 
-def changed_files(
-    files: Iterable[Path], root: Path, ledger: pl.DataFrame | None
-) -> list[tuple[Path, str, str]]:
-    """Landing files whose content is not yet in the ledger.
-
-    Returns:
-        ``(path, source_file relative to root, sha256)`` for each new or changed file.
-    """
-    known = (
-        set()
-        if ledger is None
-        else set(
-            zip(
-                ledger.get_column("source_file").to_list(),
-                ledger.get_column("source_sha256").to_list(),
-                strict=True,
-            )
-        )
-    )
-    out = []
-    for path in files:
-        rel = path.relative_to(root).as_posix()
-        digest = sha256_file(path)
-        if (rel, digest) not in known:
-            out.append((path, rel, digest))
-    return out
+def changed_files(files: Iterable[LandingFile], ledger: pl.DataFrame | None) -> list[LandingFile]:
+    """Landing files whose content (path and sha256) is not in the ledger yet."""
+    known: set[tuple[str, str]] = set()
+    if ledger is not None:
+        known = set(ledger.select("source_file", "source_sha256").iter_rows())
+    return [f for f in files if (f.source_file, f.sha256) not in known]
 
 
-def read_bronze(changed: list[tuple[Path, str, str]], *, ingested_at: datetime) -> BronzeBatch:
+def read_bronze(changed: list[LandingFile], *, ingested_at: datetime) -> BronzeBatch:
     """Read changed landing files into bronze rows with provenance, quarantining bad records.
 
     Args:
@@ -110,12 +121,13 @@ def read_bronze(changed: list[tuple[Path, str, str]], *, ingested_at: datetime) 
     """
     parts: dict[str, list[pl.DataFrame]] = {t: [] for t in BRONZE_TABLES}
     rejects, ledger = [], []
-    for path, rel, digest in changed:
-        result = read_fhir(path, on_error="quarantine")
+    stamp = pl.lit(ingested_at).cast(pl.Datetime("us", "UTC")).alias("ingested_at")
+    for landed in changed:
+        result = read_fhir(landed.path, on_error="quarantine")
         provenance = [
-            pl.lit(rel).alias("source_file"),
-            pl.lit(digest).alias("source_sha256"),
-            pl.lit(ingested_at).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
+            pl.lit(landed.source_file).alias("source_file"),
+            pl.lit(landed.sha256).alias("source_sha256"),
+            stamp,
         ]
         records = 0
         for table, frame in result.tables.items():
@@ -123,19 +135,20 @@ def read_bronze(changed: list[tuple[Path, str, str]], *, ingested_at: datetime) 
             records += frame.height
         rejects.append(
             result.rejects.with_columns(
-                pl.lit(rel).alias("source"),
-                pl.lit(digest).alias("source_sha256"),
-                pl.lit(ingested_at).cast(pl.Datetime("us", "UTC")).alias("ingested_at"),
+                pl.lit(landed.source_file).alias("source"),
+                pl.lit(landed.sha256).alias("source_sha256"),
+                stamp,
             )
         )
         ledger.append(
             {
-                "source_file": rel,
-                "source_sha256": digest,
-                "bytes": path.stat().st_size,
+                "source_file": landed.source_file,
+                "source_sha256": landed.sha256,
+                "bytes": landed.bytes,
                 "records": records,
                 "rejects": result.rejects.height,
                 "ingested_at": ingested_at,
+                "source_modified_at": landed.modified_at,
             }
         )
     tables = {
@@ -150,8 +163,31 @@ def read_bronze(changed: list[tuple[Path, str, str]], *, ingested_at: datetime) 
         if rejects
         else pl.DataFrame(schema=REJECTS_SCHEMA),
         ledger=pl.DataFrame(ledger, schema=FILE_LEDGER_SCHEMA),
-        changed_sources=[rel for _, rel, _ in changed],
+        changed_sources=[f.source_file for f in changed],
     )
+
+
+def ledger_update(
+    files: list[LandingFile], ledger: pl.DataFrame | None, batch: BronzeBatch
+) -> pl.DataFrame:
+    """The ledger rows to MERGE: re-read files in full, and for unchanged files their current
+    modification time (a source re-delivering the same content is still a fresh delivery)."""
+    if ledger is None:
+        return batch.ledger
+    modified = pl.DataFrame(
+        {
+            "source_file": [f.source_file for f in files],
+            "source_modified_at": [f.modified_at for f in files],
+        },
+        schema={"source_file": pl.String(), "source_modified_at": pl.Datetime("us", "UTC")},
+    )
+    unchanged = (
+        ledger.drop("source_modified_at", strict=False)
+        .join(modified, on="source_file", how="inner")
+        .filter(~pl.col("source_file").is_in(batch.changed_sources))
+        .select(FILE_LEDGER_SCHEMA.keys())
+    )
+    return pl.concat([batch.ledger, unchanged.cast(FILE_LEDGER_SCHEMA)])
 
 
 def new_crosswalk_rows(

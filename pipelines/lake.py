@@ -185,6 +185,42 @@ class Lake:
         version = self.version(path) or 0
         return WriteOutcome(path, version, written + deleted > 0, written, deleted)
 
+    def insert_new(
+        self, path: str, frame: pl.DataFrame, keys: Sequence[str], *, run_id: str
+    ) -> WriteOutcome:
+        """Append the rows of ``frame`` whose key is not in the table yet; never update.
+
+        For append-only histories keyed so that a rerun on unchanged input finds its rows
+        already there (quality results keyed by table, suite and Delta version).
+
+        Raises:
+            ValueError: when ``frame`` has duplicate or null keys.
+        """
+        self._check_keys(path, frame, keys)
+        table = self.table(path)
+        if table is None:
+            write_deltalake(
+                self.uri(path),
+                _delta_arrow(frame),
+                storage_options=self.storage_options or None,
+                commit_properties=self._commit(run_id, "create"),
+            )
+            return WriteOutcome(path, self.version(path) or 0, True, frame.height)
+        on = " AND ".join(f"t.{_quote(k)} = s.{_quote(k)}" for k in keys)
+        metrics = (
+            table.merge(
+                _delta_arrow(frame),
+                predicate=on,
+                source_alias="s",
+                target_alias="t",
+                commit_properties=self._commit(run_id, "insert_new"),
+            )
+            .when_not_matched_insert_all()
+            .execute()
+        )
+        inserted = int(metrics["num_target_rows_inserted"])
+        return WriteOutcome(path, self.version(path) or 0, inserted > 0, inserted)
+
     def replace_sources(
         self,
         path: str,

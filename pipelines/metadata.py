@@ -5,6 +5,19 @@ import dagster as dg
 from connectors.fhir.schema import Column
 from mcp_catalog.governance.views import ViewSpec
 from pipelines.lake import WriteOutcome
+from quality.freshness import sla_for
+
+
+def freshness_policy(path: str) -> dg.FreshnessPolicy | None:
+    """The table's SLA as a Dagster freshness policy.
+
+    Dagster measures it from the last materialisation; the catalog measures the same SLA
+    from the newest source file, which is what MCP results report.
+    """
+    sla = sla_for(path)
+    if sla is None:
+        return None
+    return dg.FreshnessPolicy.time_window(fail_window=sla.fail_after, warn_window=sla.warn_after)
 
 
 def column_schema(columns: list[Column]) -> dg.TableSchema:

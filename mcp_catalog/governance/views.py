@@ -104,6 +104,9 @@ class ViewColumn:
     description: str
     column_class: ColumnClass
     enum: tuple[str, ...] | None = None
+    derived_from: tuple[str, ...] | None = None
+    """Source columns this one is computed from; None means the source column of the same
+    name. Feeds the column-lineage facet of the view's OpenLineage events."""
 
     @property
     def sortable(self) -> bool:
@@ -153,6 +156,14 @@ class ViewSpec:
         """The Delta table path below the lake root."""
         return f"gold/{self.audience}/{self.name}"
 
+    def column_lineage(self) -> dict[str, tuple[tuple[str, str], ...]]:
+        """Each view column's inputs as ``(source table path, source column)`` pairs."""
+        (source,) = self.sources
+        return {
+            c.name: tuple((source, name) for name in (c.derived_from or (c.name,)))
+            for c in self.columns
+        }
+
     def conform(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Select and cast the built frame to exactly the declared columns, in order.
 
@@ -167,13 +178,21 @@ class ViewSpec:
 
 def _pseudonym(name: str = "person_pseudonym") -> ViewColumn:
     return ViewColumn(
-        name, "string", "Pseudonym of the person, stable within this audience only.", "pseudonym"
+        name,
+        "string",
+        "Pseudonym of the person, stable within this audience only.",
+        "pseudonym",
+        derived_from=("person_key",),
     )
 
 
-def _record(name: str, what: str) -> ViewColumn:
+def _record(name: str, what: str, source: str = "id") -> ViewColumn:
     return ViewColumn(
-        name, "string", f"Pseudonym of the {what}, stable within this audience only.", "pseudonym"
+        name,
+        "string",
+        f"Pseudonym of the {what}, stable within this audience only.",
+        "pseudonym",
+        derived_from=(source,),
     )
 
 
@@ -185,12 +204,15 @@ def _coded(prefix: str, what: str) -> tuple[ViewColumn, ...]:
     )
 
 
-def _shifted(name: str, what: str, kind: ColumnType = "datetime") -> ViewColumn:
+def _shifted(
+    name: str, what: str, kind: ColumnType = "datetime", derived_from: tuple[str, ...] | None = None
+) -> ViewColumn:
     return ViewColumn(
         name,
         kind,
         f"{what}, shifted by the person's secret date offset (intervals within a person are kept).",
         "sensitive",
+        derived_from=derived_from,
     )
 
 
@@ -236,7 +258,7 @@ def _build_patients(silver: dict[str, pl.DataFrame], ctx: ViewContext) -> pl.Dat
     )
 
 
-_ENC_KEY = _record("encounter_key", "encounter during which this was recorded")
+_ENC_KEY = _record("encounter_key", "encounter during which this was recorded", "encounter_id")
 
 RESEARCH_VIEWS: tuple[ViewSpec, ...] = (
     ViewSpec(
@@ -254,12 +276,14 @@ RESEARCH_VIEWS: tuple[ViewSpec, ...] = (
                 "integer",
                 "Year of birth; empty for people aged 90 or more.",
                 "quasi_identifier",
+                derived_from=("birth_date",),
             ),
             ViewColumn(
                 "age_90_plus",
                 "boolean",
                 "True when the person is aged 90 or more.",
                 "quasi_identifier",
+                derived_from=("birth_date",),
             ),
             ViewColumn("gender", "string", "Administrative gender.", "quasi_identifier", GENDER),
             ViewColumn("race", "string", "US Core race (OMB category).", "quasi_identifier"),
@@ -272,6 +296,7 @@ RESEARCH_VIEWS: tuple[ViewSpec, ...] = (
                 "string",
                 "First three digits of the ZIP code; 000 for sparsely populated areas.",
                 "quasi_identifier",
+                derived_from=("postal_code",),
             ),
             ViewColumn(
                 "marital_status",
@@ -281,9 +306,13 @@ RESEARCH_VIEWS: tuple[ViewSpec, ...] = (
             ),
             ViewColumn("language", "string", "Preferred language code.", "quasi_identifier"),
             ViewColumn(
-                "deceased", "boolean", "True when a death is recorded for the person.", "clinical"
+                "deceased",
+                "boolean",
+                "True when a death is recorded for the person.",
+                "clinical",
+                derived_from=("deceased", "deceased_datetime"),
             ),
-            _shifted("death_date", "Date of death", "date"),
+            _shifted("death_date", "Date of death", "date", derived_from=("deceased_datetime",)),
         ),
         build=_build_patients,
     ),

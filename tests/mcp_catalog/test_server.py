@@ -4,7 +4,7 @@ import json
 import logging
 import re
 import shutil
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import polars as pl
@@ -16,9 +16,11 @@ from mcp.types import CallToolResult
 from polars.testing import assert_frame_equal
 
 from mcp_catalog.cursor import INVALID_CURSOR_MESSAGE
+from mcp_catalog.manifest import DatasetFreshness
 from mcp_catalog.query import DatasetQuery, QueryError
 from mcp_catalog.roles import UnknownRoleError
-from mcp_catalog.server import CatalogBuildError, build_server
+from mcp_catalog.server import CatalogBuildError, build_server, current_freshness
+from quality.lineage import read_events
 from tests.mcp_catalog.conftest import Lake, build_manifest, frame_from_rows, write_lake
 
 pytestmark = pytest.mark.anyio
@@ -130,6 +132,8 @@ async def test_each_dataset_has_a_read_only_query_tool_with_a_generated_strict_s
         "next_cursor",
         "delta_version",
         "as_of",
+        "freshness",
+        "newest_source_at",
         "masked_columns",
     }
 
@@ -548,6 +552,7 @@ async def test_results_come_from_the_pinned_version_not_the_latest(server, lake:
             assert page["delta_version"] == 0
             assert page["as_of"] == "2026-11-02T08:30:00Z"
             assert page["masked_columns"] == []
+            assert (page["freshness"], page["newest_source_at"]) == ("unknown", None)
             rows += page["rows"]
             if page["next_cursor"] is None:
                 break
@@ -626,3 +631,50 @@ def test_an_enum_on_a_non_string_column_fails_the_build(lake: Lake):
 async def test_a_name_with_a_trailing_newline_is_not_echoed(server):
     text = await error_text(server, "query_patients", {"select": ["ssn\n"]})
     assert "unknown column in select; allowed columns for patients:" in text
+
+
+def _with_freshness(dataset, newest_source_at):
+    block = DatasetFreshness(
+        warn_after_seconds=3600,
+        fail_after_seconds=7200,
+        newest_source_at=newest_source_at,
+        status="fresh",
+        checked_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    return dataset.model_copy(update={"freshness": block})
+
+
+def test_freshness_is_recomputed_at_call_time_from_the_sla(lake: Lake):
+    dataset = lake.manifest.datasets[0]
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    made = {age: _with_freshness(dataset, now - timedelta(minutes=age)) for age in (30, 90, 150)}
+    assert [current_freshness(made[a], now=now) for a in (30, 90, 150)] == [
+        "fresh",
+        "warn",
+        "stale",
+    ]
+    assert current_freshness(dataset, now=now) == "unknown"
+    assert current_freshness(_with_freshness(dataset, None), now=now) == "unknown"
+
+
+async def test_every_result_says_how_fresh_the_data_is(lake: Lake):
+    stale = _with_freshness(lake.manifest.datasets[0], datetime(2020, 1, 1, tzinfo=UTC))
+    server = build_server(lake.manifest.model_copy(update={"datasets": [stale]}), lake.root)
+    async with Client(server) as client:
+        page = (await client.call_tool(f"query_{stale.name}", {"limit": 1})).structured_content
+    assert page["freshness"] == "stale"
+    assert page["newest_source_at"] == "2020-01-01T00:00:00Z"
+
+
+async def test_each_query_emits_one_lineage_read_event_without_arguments(tmp_path):
+    lake = write_lake(tmp_path / "lake")
+    server = build_server(lake.manifest, lake.root)
+    secret = "1' OR 'x'='x-planted"
+    async with Client(server) as client:
+        await client.call_tool("query_patients", {"filters": {"state": {"eq": secret}}})
+        await client.call_tool("query_observations", {"limit": 1})
+    events = read_events(lake.root)
+    assert [e["job"]["name"] for e in events] == ["mcp.query_patients", "mcp.query_observations"]
+    assert events[0]["inputs"][0]["name"].endswith("gold/research/patients")
+    assert events[0]["inputs"][0]["facets"]["version"]["datasetVersion"] == "0"
+    assert secret not in json.dumps(events)

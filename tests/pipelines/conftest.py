@@ -1,3 +1,4 @@
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +20,12 @@ class MaterialisedLake:
 
 
 @pytest.fixture(scope="session")
-def materialised_lake(tmp_path_factory) -> MaterialisedLake:
+def materialised_lake(tmp_path_factory) -> Iterator[MaterialisedLake]:
     """A real lake: a synthetic cohort landed and every asset materialised once."""
     base = tmp_path_factory.mktemp("e2e")
     landing, lake = base / "landing", base / "lake"
     write_cohort(landing, patients=PATIENTS, seed=11)
-    instance = dg.DagsterInstance.ephemeral()
-    result = materialize(str(lake), str(landing), instance=instance)
-    assert result.success, "the first full materialisation failed"
-    return MaterialisedLake(lake, landing, result, instance)
+    with dg.instance_for_test() as instance:
+        result = materialize(str(lake), str(landing), instance=instance)
+        assert result.success, "the first full materialisation failed"
+        yield MaterialisedLake(lake, landing, result, instance)

@@ -118,3 +118,15 @@ def test_source_names_with_quotes_are_literals_in_the_predicate(lake):
 def test_the_lake_root_defaults_to_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("BIOFED_LAKE", str(tmp_path / "elsewhere"))
     assert Lake().uri("silver/x") == str((tmp_path / "elsewhere" / "silver" / "x").resolve())
+
+
+def test_insert_new_appends_unseen_keys_and_never_updates(lake):
+    first = pl.DataFrame({"k": [1, 2], "v": ["a", "b"]})
+    lake.insert_new("h", first, ["k"], run_id="r1")
+    again = lake.insert_new("h", pl.DataFrame({"k": [2, 3], "v": ["B", "c"]}), ["k"], run_id="r2")
+    assert (again.rows_written, again.version) == (1, 1)
+    assert_frame_equal(
+        lake.read("h").sort("k"), pl.DataFrame({"k": [1, 2, 3], "v": ["a", "b", "c"]})
+    )
+    same = lake.insert_new("h", first, ["k"], run_id="r3")
+    assert (same.committed, lake.version("h")) == (False, 1)

@@ -9,8 +9,10 @@ from mcp_catalog.governance.consent import consented_people
 from mcp_catalog.governance.deid import date_shifts
 from mcp_catalog.governance.views import RESEARCH_VIEWS, ViewContext, ViewSpec, build_view
 from pipelines import ehr
-from pipelines.metadata import column_schema, view_schema, write_metadata
+from pipelines.lineage import asset_lineage, job_name, table_input, table_output
+from pipelines.metadata import column_schema, freshness_policy, view_schema, write_metadata
 from pipelines.resources import LakeResource, LandingResource
+from quality.lineage import LineageDataset
 
 GROUP = "ehr"
 FILES_PATH = "bronze/ehr/files"
@@ -31,17 +33,20 @@ def silver_path(table: str) -> str:
     specs=[
         dg.AssetSpec(
             ["bronze", "ehr", "files"],
+            freshness_policy=freshness_policy(FILES_PATH),
             description="Ledger of ingested FHIR landing files: "
             "path, sha256, size, record and reject counts.",
         ),
         dg.AssetSpec(
             ["bronze", "ehr", "rejects"],
+            freshness_policy=freshness_policy("bronze/ehr/rejects"),
             description="Quarantined FHIR records: file, "
             "locator and reason (never the record's values).",
         ),
         *[
             dg.AssetSpec(
                 ["bronze", "ehr", t],
+                freshness_policy=freshness_policy(bronze_path(t)),
                 description=f"FHIR {t} as read, with provenance "
                 "(source file, sha256, locator, ingested_at) and the full resource JSON.",
                 metadata={"dagster/column_schema": column_schema(table_columns(t))},
@@ -55,47 +60,65 @@ def bronze_ehr(context: dg.AssetExecutionContext, lake: LakeResource, landing: L
     store = lake.lake()
     run_id = context.run.run_id
     folder = landing.silo("ehr")
-    files = ehr.landing_files(folder)
+    files = ehr.scan_landing(folder)
     if not files:
         raise dg.Failure(
             f"No FHIR files (.ndjson, .ndjson.gz, .json) under {folder}. Generate a "
             "cohort with `biofed synth --out landing` or drop a bulk export there."
         )
     ledger = store.read(FILES_PATH) if store.table(FILES_PATH) is not None else None
-    changed = ehr.changed_files(files, folder, ledger)
-    batch = ehr.read_bronze(changed, ingested_at=datetime.now(UTC))
+    changed = ehr.changed_files(files, ledger)
     context.log.info(f"{len(files)} landing files, {len(changed)} new or changed")
-    for table in ehr.BRONZE_TABLES:
-        path = bronze_path(table)
+    paths = [*(bronze_path(t) for t in ehr.BRONZE_TABLES), REJECTS_PATH, FILES_PATH]
+    sources = [LineageDataset(uri=str(f.path.resolve()), version=f.sha256) for f in files]
+    results = []
+    with asset_lineage(context, store, job="bronze.ehr", inputs=sources, outputs=paths) as run:
+        batch = ehr.read_bronze(changed, ingested_at=datetime.now(UTC))
+        for table in ehr.BRONZE_TABLES:
+            path = bronze_path(table)
+            outcome = store.replace_sources(
+                path, batch.tables[table], batch.changed_sources, run_id=run_id
+            )
+            results.append(
+                (["bronze", "ehr", table], write_metadata(outcome, store.row_count(path)))
+            )
         outcome = store.replace_sources(
-            path, batch.tables[table], batch.changed_sources, run_id=run_id
+            REJECTS_PATH,
+            batch.rejects,
+            batch.changed_sources,
+            run_id=run_id,
+            source_column="source",
         )
-        yield dg.MaterializeResult(
-            asset_key=["bronze", "ehr", table],
-            metadata=write_metadata(outcome, store.row_count(path)),
+        results.append(
+            (
+                ["bronze", "ehr", "rejects"],
+                write_metadata(
+                    outcome, store.row_count(REJECTS_PATH), rejects_this_run=batch.rejects.height
+                ),
+            )
         )
-    outcome = store.replace_sources(
-        REJECTS_PATH, batch.rejects, batch.changed_sources, run_id=run_id, source_column="source"
-    )
-    yield dg.MaterializeResult(
-        asset_key=["bronze", "ehr", "rejects"],
-        metadata=write_metadata(
-            outcome, store.row_count(REJECTS_PATH), rejects_this_run=batch.rejects.height
-        ),
-    )
-    outcome = (
-        store.merge(FILES_PATH, batch.ledger, ["source_file"], run_id=run_id, delete_missing=False)
-        if batch.ledger.height
-        else store.unchanged(FILES_PATH)
-    )
-    yield dg.MaterializeResult(
-        asset_key=["bronze", "ehr", "files"],
-        metadata=write_metadata(outcome, store.row_count(FILES_PATH), files_changed=len(changed)),
-    )
+        ledger_rows = ehr.ledger_update(files, ledger, batch)
+        outcome = (
+            store.merge(
+                FILES_PATH, ledger_rows, ["source_file"], run_id=run_id, delete_missing=False
+            )
+            if ledger_rows.height
+            else store.unchanged(FILES_PATH)
+        )
+        results.append(
+            (
+                ["bronze", "ehr", "files"],
+                write_metadata(outcome, store.row_count(FILES_PATH), files_changed=len(changed)),
+            )
+        )
+        run.outputs = [table_output(store, p) for p in paths]
+    for key, metadata in results:
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
 
 
 @dg.asset(
     key=["restricted", "person_crosswalk"],
+    freshness_policy=freshness_policy(CROSSWALK_PATH),
     group_name=GROUP,
     deps=[dg.AssetKey(["bronze", "ehr", "patients"])],
     description="Restricted: links every source identifier (FHIR id, MRN) to one random "
@@ -103,20 +126,25 @@ def bronze_ehr(context: dg.AssetExecutionContext, lake: LakeResource, landing: L
 )
 def person_crosswalk(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.lake()
-    current = store.read(CROSSWALK_PATH) if store.table(CROSSWALK_PATH) is not None else None
-    new_rows = ehr.new_crosswalk_rows(
-        store.read(bronze_path("patients")), current, linked_at=datetime.now(UTC)
-    )
-    if new_rows.height:
-        outcome = store.merge(
-            CROSSWALK_PATH,
-            new_rows,
-            ["source_system", "identifier_type", "identifier"],
-            run_id=context.run.run_id,
-            delete_missing=False,
+    inputs = [table_input(store, bronze_path("patients"))]
+    with asset_lineage(
+        context, store, job=job_name(context.asset_key), inputs=inputs, outputs=[CROSSWALK_PATH]
+    ) as run:
+        current = store.read(CROSSWALK_PATH) if store.table(CROSSWALK_PATH) is not None else None
+        new_rows = ehr.new_crosswalk_rows(
+            store.read(bronze_path("patients")), current, linked_at=datetime.now(UTC)
         )
-    else:
-        outcome = store.unchanged(CROSSWALK_PATH)
+        if new_rows.height:
+            outcome = store.merge(
+                CROSSWALK_PATH,
+                new_rows,
+                ["source_system", "identifier_type", "identifier"],
+                run_id=context.run.run_id,
+                delete_missing=False,
+            )
+        else:
+            outcome = store.unchanged(CROSSWALK_PATH)
+        run.outputs = [table_output(store, CROSSWALK_PATH)]
     return dg.MaterializeResult(
         metadata=write_metadata(
             outcome, store.row_count(CROSSWALK_PATH), new_identities=new_rows.height
@@ -126,9 +154,11 @@ def person_crosswalk(context: dg.AssetExecutionContext, lake: LakeResource) -> d
 
 def _silver_asset(table: str) -> dg.AssetsDefinition:
     columns = [c for c in table_columns(table) if c.name != "resource_json"]
+    descriptions = {c.name: c.description for c in columns}
 
     @dg.asset(
         key=["silver", "ehr", table],
+        freshness_policy=freshness_policy(silver_path(table)),
         group_name=GROUP,
         deps=[
             dg.AssetKey(["bronze", "ehr", table]),
@@ -145,8 +175,17 @@ def _silver_asset(table: str) -> dg.AssetsDefinition:
                 f"bronze/ehr/{table} does not exist: no landing file held {table}. "
                 "Check the landing folder and materialise bronze_ehr first."
             )
-        frame = ehr.silver_frame(store.read(path), store.read(CROSSWALK_PATH), table)
-        outcome = store.merge(silver_path(table), frame, ["id"], run_id=context.run.run_id)
+        inputs = [table_input(store, path), table_input(store, CROSSWALK_PATH)]
+        with asset_lineage(
+            context,
+            store,
+            job=job_name(context.asset_key),
+            inputs=inputs,
+            outputs=[silver_path(table)],
+        ) as run:
+            frame = ehr.silver_frame(store.read(path), store.read(CROSSWALK_PATH), table)
+            outcome = store.merge(silver_path(table), frame, ["id"], run_id=context.run.run_id)
+            run.outputs = [table_output(store, silver_path(table), descriptions=descriptions)]
         unlinked = frame.get_column("person_key").null_count()
         return dg.MaterializeResult(
             metadata=write_metadata(outcome, frame.height, unlinked_rows=unlinked)
@@ -164,6 +203,7 @@ def _gold_asset(spec: ViewSpec) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=spec.path.split("/"),
+        freshness_policy=freshness_policy(spec.path),
         group_name="research",
         deps=deps,
         description=spec.description,
@@ -172,19 +212,33 @@ def _gold_asset(spec: ViewSpec) -> dg.AssetsDefinition:
     )
     def _gold(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         store = lake.lake()
-        keys = lake.deid_keys()
-        now = datetime.now(UTC)
-        crosswalk = store.read(CROSSWALK_PATH)
-        ctx = ViewContext(
-            pseudonym_key=keys.for_audience(spec.audience),
-            shifts=date_shifts(
-                crosswalk.get_column("person_key").unique().to_list(), key=keys.date_shift
-            ),
-            consented=consented_people(store.read(silver_path("consents")), as_of=now),
-            reference_date=now.date(),
-        )
-        view = build_view(spec, {s: store.read(s) for s in spec.sources}, ctx)
-        outcome = store.merge(spec.path, view, list(spec.key), run_id=context.run.run_id)
+        inputs = [
+            table_input(store, p) for p in (*spec.sources, silver_path("consents"), CROSSWALK_PATH)
+        ]
+        with asset_lineage(
+            context, store, job=job_name(context.asset_key), inputs=inputs, outputs=[spec.path]
+        ) as run:
+            keys = lake.deid_keys()
+            now = datetime.now(UTC)
+            crosswalk = store.read(CROSSWALK_PATH)
+            ctx = ViewContext(
+                pseudonym_key=keys.for_audience(spec.audience),
+                shifts=date_shifts(
+                    crosswalk.get_column("person_key").unique().to_list(), key=keys.date_shift
+                ),
+                consented=consented_people(store.read(silver_path("consents")), as_of=now),
+                reference_date=now.date(),
+            )
+            view = build_view(spec, {s: store.read(s) for s in spec.sources}, ctx)
+            outcome = store.merge(spec.path, view, list(spec.key), run_id=context.run.run_id)
+            run.outputs = [
+                table_output(
+                    store,
+                    spec.path,
+                    descriptions={c.name: c.description for c in spec.columns},
+                    column_lineage=spec.column_lineage(),
+                )
+            ]
         return dg.MaterializeResult(
             metadata=write_metadata(outcome, view.height, consented_people=ctx.consented.len())
         )

@@ -148,3 +148,13 @@ def test_free_text_columns_are_not_in_research_views():
 def test_quasi_identifiers_are_not_sortable(spec):
     for column in spec.columns:
         assert column.sortable == (column.column_class != "quasi_identifier")
+
+
+@pytest.mark.parametrize("spec", RESEARCH_VIEWS, ids=lambda s: s.name)
+def test_column_lineage_names_only_columns_the_silver_source_has(spec):
+    (source,) = spec.sources
+    silver = set(table_schema(source.split("/")[-1])) | {"person_key"}
+    lineage = spec.column_lineage()
+    assert list(lineage) == [c.name for c in spec.columns]
+    for inputs in lineage.values():
+        assert inputs and all(table == source and column in silver for table, column in inputs)

@@ -1,0 +1,65 @@
+"""How many quarantined records a feed may have before its data stops flowing."""
+
+from dataclasses import dataclass
+
+import polars as pl
+
+
+@dataclass(frozen=True)
+class RejectThreshold:
+    """Share of a silo's records (read plus rejected) that may be quarantined."""
+
+    warn_ratio: float
+    fail_ratio: float
+
+
+REJECT_THRESHOLDS: dict[str, RejectThreshold] = {
+    # A healthy FHIR bulk export has no malformed lines; a few are a warning, more than 5% a
+    # broken feed that must not reach the gold views.
+    "bronze/ehr/files": RejectThreshold(warn_ratio=0.001, fail_ratio=0.05),
+}
+"""File ledgers (one per silo) to thresholds."""
+
+
+@dataclass(frozen=True)
+class RejectRatio:
+    """The silo-wide reject ratio and the files that contribute the most rejects."""
+
+    records: int
+    rejects: int
+    ratio: float
+    status: str
+    """``pass``, ``warn`` or ``fail``."""
+    worst_files: tuple[tuple[str, int, int], ...]
+    """Up to five ``(source_file, records, rejects)`` with the most rejects."""
+
+
+def reject_ratio(ledger: pl.DataFrame, threshold: RejectThreshold) -> RejectRatio:
+    """Compare a silo's files ledger with its threshold.
+
+    Args:
+        ledger: rows with ``source_file``, ``records`` and ``rejects``.
+        threshold: the silo's threshold.
+
+    Returns:
+        The ratio, its status and the worst files (names and counts only).
+    """
+    records = int(ledger.get_column("records").sum() or 0)
+    rejects = int(ledger.get_column("rejects").sum() or 0)
+    total = records + rejects
+    ratio = rejects / total if total else 0.0
+    status = (
+        "fail"
+        if ratio > threshold.fail_ratio
+        else "warn"
+        if ratio > threshold.warn_ratio
+        else "pass"
+    )
+    worst = (
+        ledger.filter(pl.col("rejects") > 0)
+        .sort("rejects", "source_file", descending=[True, False])
+        .head(5)
+        .select("source_file", "records", "rejects")
+        .iter_rows()
+    )
+    return RejectRatio(records, rejects, ratio, status, tuple(worst))

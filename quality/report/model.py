@@ -1,0 +1,296 @@
+"""The report's data: frozen dataclasses of plain values, collected once and rendered once.
+
+Nothing here holds a table row of clinical data: only names, counts, versions, times, file
+digests and quality outcome counts.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+Layer = Literal[
+    "source", "bronze", "restricted", "silver", "gold", "mcp",
+    "rejects", "quality", "catalog", "audit", "other",
+]
+"""Where a node or table sits. ``source`` is a landing file, ``mcp`` a served tool."""
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    """One Delta table of the lake, from its transaction log only.
+
+    Attributes:
+        path: lake-relative POSIX path, e.g. ``silver/ehr/patients``.
+        layer: ``bronze``, ``restricted``, ``silver``, ``gold``, ``rejects``, ``quality``,
+            ``catalog``, ``audit`` or ``other`` (from the first path segment).
+        rows: sum of ``num_records`` over the add actions; None when the log has no stats.
+        files: number of data files in the current version.
+        size_bytes: total size of those data files.
+        version: current Delta version.
+        last_commit_at: time of the latest commit (UTC).
+        last_operation: the latest commit's operation (``WRITE``, ``MERGE`` ...).
+        last_run_id: the Dagster run id recorded in the latest commit's metadata, if any.
+        error: why the table could not be read, else None.
+    """
+
+    path: str
+    layer: str
+    rows: int | None
+    files: int
+    size_bytes: int
+    version: int | None
+    last_commit_at: datetime | None
+    last_operation: str | None
+    last_run_id: str | None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class FreshnessInfo:
+    """A gold view's freshness block from the catalog manifest.
+
+    Attributes:
+        status: ``fresh``, ``warn``, ``stale`` or ``unknown``, as the pipeline judged it.
+        newest_source_at: when the newest source data behind the view was produced.
+        age_seconds: ``generated_at - newest_source_at`` of the report, or None.
+        warn_after_seconds: the SLA's warn window.
+        fail_after_seconds: the SLA's fail window.
+        checked_at: when the pipeline judged the status.
+    """
+
+    status: str
+    newest_source_at: datetime | None
+    age_seconds: float | None
+    warn_after_seconds: int | None
+    fail_after_seconds: int | None
+    checked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class GoldView:
+    """A gold view served to agents, from the catalog manifest.
+
+    Attributes:
+        name: dataset name; the MCP tool is ``query_<name>``.
+        audience: the audience the view is de-identified for.
+        path: lake-relative path of the view's Delta table.
+        title: human title.
+        owner: the accountable owner.
+        tool: the MCP tool name (``query_<name>``).
+        resource: the MCP data-card resource (``catalog://datasets/<name>``).
+        rows: row count the manifest recorded.
+        delta_version: Delta version the manifest recorded.
+        last_materialized: when the view was last written.
+        upstream: lake paths the view is built from.
+        columns: number of published columns.
+        freshness: the manifest's freshness block, or None when not yet recorded.
+    """
+
+    name: str
+    audience: str
+    path: str
+    title: str
+    owner: str
+    tool: str
+    resource: str
+    rows: int | None
+    delta_version: int | None
+    last_materialized: datetime | None
+    upstream: tuple[str, ...]
+    columns: int
+    freshness: FreshnessInfo | None
+
+
+@dataclass(frozen=True)
+class QualityOutcome:
+    """One expectation's result: counts only, never values."""
+
+    expectation: str
+    column: str | None
+    description: str
+    severity: str
+    success: bool
+    element_count: int | None
+    unexpected_count: int | None
+    unexpected_percent: float | None
+
+
+@dataclass(frozen=True)
+class QualityRun:
+    """One validation of one table version by one suite."""
+
+    delta_version: int | None
+    evaluated_at: datetime | None
+    success: bool
+    rows: int | None
+    expectations: int
+    failed_errors: int
+    failed_warnings: int
+    dagster_run_id: str | None
+
+
+@dataclass(frozen=True)
+class QualitySuite:
+    """A table x suite: its validation history (oldest first) and the latest outcomes.
+
+    Attributes:
+        table: lake-relative path of the validated table.
+        suite: expectation suite name.
+        runs: every recorded validation, oldest first.
+        latest_outcomes: the newest run's outcomes, failures first; empty when only the
+            manifest's summary is known.
+        origin: ``results`` (the ``_quality/results`` table) or ``manifest`` (its summary).
+    """
+
+    table: str
+    suite: str
+    runs: tuple[QualityRun, ...]
+    latest_outcomes: tuple[QualityOutcome, ...]
+    origin: str = "results"
+
+    @property
+    def latest(self) -> QualityRun:
+        """The newest run."""
+        return self.runs[-1]
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One ingested landing file, from a ``bronze/<silo>/files`` ledger.
+
+    Attributes:
+        ledger: lake path of the ledger table.
+        silo: the landing silo (``ehr``).
+        source_file: path relative to the silo's landing folder.
+        sha256: hex digest of the file's bytes as ingested.
+        bytes: size of the file.
+        records: records read.
+        rejects: records quarantined.
+        ingested_at: when biofed read it.
+        source_modified_at: the file's modification time, when the ledger records it.
+    """
+
+    ledger: str
+    silo: str
+    source_file: str
+    sha256: str
+    bytes: int | None
+    records: int | None
+    rejects: int | None
+    ingested_at: datetime | None
+    source_modified_at: datetime | None
+
+
+@dataclass(frozen=True)
+class RejectCount:
+    """How many records one source lost to quarantine for one reason."""
+
+    table: str
+    source: str
+    reason: str
+    count: int
+
+
+@dataclass(frozen=True)
+class GraphNode:
+    """A node of the lineage graph.
+
+    Attributes:
+        id: stable id: ``table:<lake path>``, ``source:<silo>/<file>`` or ``mcp:<tool>``.
+        label: the short name drawn in the box.
+        detail: the second line (row counts, audience).
+        layer: the node's layer, which decides its column and colour.
+        ref: what the node stands for: the lineage dataset (``namespace:name``), lake path or
+            tool name.
+        anchor: the ``id`` of the report element the node links to.
+    """
+
+    id: str
+    label: str
+    detail: str
+    layer: str
+    ref: str
+    anchor: str
+
+
+@dataclass(frozen=True)
+class LineageGraph:
+    """Dataset-to-dataset lineage (job nodes collapsed) plus the MCP tools over gold.
+
+    Attributes:
+        nodes: sorted by id.
+        edges: ``(from id, to id)`` pairs, sorted.
+        origin: ``events`` (OpenLineage run events) or ``inferred`` (manifest upstream, the
+            files ledger and naming conventions).
+        events: how many lineage events were read.
+        note: a sentence for the reader about where the graph comes from.
+    """
+
+    nodes: tuple[GraphNode, ...]
+    edges: tuple[tuple[str, str], ...]
+    origin: str
+    events: int
+    note: str
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The header strip's numbers.
+
+    Attributes:
+        tables: Delta tables in the lake.
+        rows: rows over all tables (a table without stats counts 0).
+        gold_views: views in the catalog manifest (each one MCP tool).
+        quality_passed: table x suite pairs whose latest validation passed; None when no
+            quality result is recorded.
+        quality_failed: ... whose latest validation failed; None likewise.
+        stale_views: gold views whose freshness status is ``stale``.
+        warn_views: gold views whose freshness status is ``warn``.
+        rejected_records: rows over all ``_rejects`` tables.
+    """
+
+    tables: int
+    rows: int
+    gold_views: int
+    quality_passed: int | None
+    quality_failed: int | None
+    stale_views: int
+    warn_views: int
+    rejected_records: int
+
+
+@dataclass(frozen=True)
+class ReportData:
+    """Everything the compliance report shows, collected from one lake.
+
+    Attributes:
+        lake_root: absolute path of the lake.
+        generated_at: the report's reference time (UTC); ages are measured from it.
+        summary: the header numbers.
+        tables: every Delta table, sorted by path.
+        manifest_found: whether ``_catalog/manifest.json`` exists.
+        manifest_generated_at: the manifest's ``generated_at``.
+        gold_views: views of the manifest, sorted by path.
+        quality_recorded: whether ``_quality/results`` exists.
+        quality: table x suite histories, sorted by table then suite.
+        source_files: ledger rows, sorted by ledger then file.
+        rejects: reject counts, sorted by table, source, reason.
+        lineage: the lineage graph.
+        data_docs_index: absolute path of the Great Expectations Data Docs index, or None.
+        notes: sentences about anything the collector could not read.
+    """
+
+    lake_root: str
+    generated_at: datetime
+    summary: Summary
+    tables: tuple[TableInfo, ...]
+    manifest_found: bool
+    manifest_generated_at: datetime | None
+    gold_views: tuple[GoldView, ...]
+    quality_recorded: bool
+    quality: tuple[QualitySuite, ...]
+    source_files: tuple[SourceFile, ...]
+    rejects: tuple[RejectCount, ...]
+    lineage: LineageGraph
+    data_docs_index: str | None
+    notes: tuple[str, ...]

@@ -1,0 +1,126 @@
+"""Expectation suites of every EHR table, as plain data (Great Expectations is not imported).
+
+One suite per table path: bronze resources, the file ledger, rejects, the restricted person
+crosswalk, silver resources and the research views. :func:`suite_for` gives a table's
+:class:`Suite`; :mod:`quality.validation` runs it in Great Expectations.
+"""
+
+from functools import cache
+
+from quality.suites._model import DERIVED_PREFIX, Check, DeriveContext, Derived, Suite
+from quality.suites.bronze import (
+    BRONZE_RESOURCE_TABLES,
+    crosswalk_suite,
+    files_suite,
+    rejects_suite,
+    resource_suite,
+)
+from quality.suites.gold import GOLD_VIEWS, gold_suite
+from quality.suites.silver import SILVER_TABLES, silver_suite
+
+SUITE_TABLES: tuple[str, ...] = (
+    "bronze/ehr/patients",
+    "bronze/ehr/encounters",
+    "bronze/ehr/conditions",
+    "bronze/ehr/observations",
+    "bronze/ehr/medication_requests",
+    "bronze/ehr/procedures",
+    "bronze/ehr/immunizations",
+    "bronze/ehr/consents",
+    "bronze/ehr/other_resources",
+    "bronze/ehr/files",
+    "bronze/ehr/rejects",
+    "restricted/person_crosswalk",
+    "silver/ehr/patients",
+    "silver/ehr/encounters",
+    "silver/ehr/conditions",
+    "silver/ehr/observations",
+    "silver/ehr/medication_requests",
+    "silver/ehr/procedures",
+    "silver/ehr/immunizations",
+    "silver/ehr/consents",
+    "gold/research/patients",
+    "gold/research/encounters",
+    "gold/research/conditions",
+    "gold/research/observations",
+    "gold/research/medication_requests",
+    "gold/research/procedures",
+    "gold/research/immunizations",
+)
+"""Every table path with a suite. ``bronze/ehr/rejects`` is the asset of that name; the
+pipeline stores its rows at ``_rejects/ehr/fhir``."""
+
+
+class UnknownTableError(KeyError):
+    """No suite exists for the table path asked for."""
+
+    def __init__(self, table: str) -> None:
+        super().__init__(table)
+        self.table = table
+
+    def __str__(self) -> str:
+        return (
+            f"no expectation suite for {self.table!r}: use one of quality.suites.SUITE_TABLES "
+            "(paths below the lake root, e.g. 'silver/ehr/observations')"
+        )
+
+
+@cache
+def suite_for(table: str) -> Suite:
+    """The expectation suite of one table.
+
+    Args:
+        table: a path of :data:`SUITE_TABLES`.
+
+    Returns:
+        The suite (built once per process).
+
+    Raises:
+        UnknownTableError: (a ``KeyError``) for a path without a suite.
+    """
+    if table not in SUITE_TABLES:
+        raise UnknownTableError(table)
+    layer, _, name = table.rpartition("/")
+    if table == "bronze/ehr/files":
+        return files_suite()
+    if table == "bronze/ehr/rejects":
+        return rejects_suite()
+    if table == "restricted/person_crosswalk":
+        return crosswalk_suite()
+    if layer == "bronze/ehr":
+        return resource_suite(name)
+    if layer == "silver/ehr":
+        return silver_suite(name)
+    return gold_suite(name)
+
+
+def references_for(table: str) -> tuple[str, ...]:
+    """The other tables a table's suite reads for referential integrity.
+
+    Args:
+        table: a path of :data:`SUITE_TABLES`.
+
+    Returns:
+        Table paths (possibly none), to pass as ``references`` to
+        :func:`quality.validation.validate_table`.
+
+    Raises:
+        UnknownTableError: (a ``KeyError``) for a path without a suite.
+    """
+    return suite_for(table).references
+
+
+__all__ = [
+    "BRONZE_RESOURCE_TABLES",
+    "DERIVED_PREFIX",
+    "GOLD_VIEWS",
+    "SILVER_TABLES",
+    "SUITE_TABLES",
+    "Check",
+    "DeriveContext",
+    "Derived",
+    "Suite",
+    "UnknownTableError",
+    "references_for",
+    "suite_for",
+]
