@@ -18,72 +18,19 @@ from mcp_catalog.governance.deid import (
     zip3,
 )
 from mcp_catalog.manifest import ColumnClass, ColumnType
+from quality.valuesets import (
+    CONDITION_CLINICAL,
+    CONDITION_VERIFICATION,
+    ENCOUNTER_STATUS,
+    GENDER,
+    IMMUNIZATION_STATUS,
+    MEDREQ_INTENT,
+    MEDREQ_STATUS,
+    OBSERVATION_STATUS,
+    PROCEDURE_STATUS,
+)
 
 OWNER = "biofed data stewards <data-stewards@biofed.example>"
-
-GENDER = ("male", "female", "other", "unknown")
-ENCOUNTER_STATUS = (
-    "planned",
-    "arrived",
-    "triaged",
-    "in-progress",
-    "onleave",
-    "finished",
-    "cancelled",
-    "entered-in-error",
-    "unknown",
-)
-CONDITION_CLINICAL = ("active", "recurrence", "relapse", "inactive", "remission", "resolved")
-CONDITION_VERIFICATION = (
-    "unconfirmed",
-    "provisional",
-    "differential",
-    "confirmed",
-    "refuted",
-    "entered-in-error",
-)
-OBSERVATION_STATUS = (
-    "registered",
-    "preliminary",
-    "final",
-    "amended",
-    "corrected",
-    "cancelled",
-    "entered-in-error",
-    "unknown",
-)
-MEDREQ_STATUS = (
-    "active",
-    "on-hold",
-    "cancelled",
-    "completed",
-    "entered-in-error",
-    "stopped",
-    "draft",
-    "unknown",
-)
-MEDREQ_INTENT = (
-    "proposal",
-    "plan",
-    "order",
-    "original-order",
-    "reflex-order",
-    "filler-order",
-    "instance-order",
-    "option",
-)
-PROCEDURE_STATUS = (
-    "preparation",
-    "in-progress",
-    "not-done",
-    "on-hold",
-    "stopped",
-    "completed",
-    "entered-in-error",
-    "unknown",
-)
-IMMUNIZATION_STATUS = ("completed", "entered-in-error", "not-done")
-"""FHIR R4 value sets with a *required* binding: valid data holds nothing else."""
 
 _DTYPES: dict[str, pl.DataType] = {
     "string": pl.String(),

@@ -181,8 +181,9 @@ def _table_info(root: Path, path: str) -> TableInfo:
         records = actions.get_column("num_records").to_list()
         history = table.history(1)
     except Exception as exc:  # any unreadable table is reported, not fatal
-        return TableInfo(path, layer_of(path), None, 0, 0, None, None, None, None,
-                         error=type(exc).__name__)
+        return TableInfo(
+            path, layer_of(path), None, 0, 0, None, None, None, None, error=type(exc).__name__
+        )
     commit = history[0] if history else {}
     stamp = commit.get("timestamp")
     user = commit.get("userMetadata")
@@ -259,9 +260,19 @@ def _read_columns(root: Path, path: str, wanted: Iterable[str]) -> pl.DataFrame:
 def _quality_suites(root: Path, recorded: bool, notes: list[str]) -> tuple[QualitySuite, ...]:
     if not recorded:
         return ()
-    wanted = ("table", "suite", "delta_version", "evaluated_at", "success", "rows",
-              "expectations", "failed_errors", "failed_warnings", "outcomes_json",
-              "dagster_run_id")
+    wanted = (
+        "table",
+        "suite",
+        "delta_version",
+        "evaluated_at",
+        "success",
+        "rows",
+        "expectations",
+        "failed_errors",
+        "failed_warnings",
+        "outcomes_json",
+        "dagster_run_id",
+    )
     frame = _read_columns(root, QUALITY_RESULTS, wanted)
     missing = {"table", "suite", "success"} - set(frame.columns)
     if missing:
@@ -317,8 +328,13 @@ def _outcomes(raw: str | None, where: str, notes: list[str]) -> tuple[QualityOut
     return tuple(
         sorted(
             outcomes,
-            key=lambda o: (o.success, severity_rank.get(o.severity, 2), o.column or "",
-                           o.expectation, o.description),
+            key=lambda o: (
+                o.success,
+                severity_rank.get(o.severity, 2),
+                o.column or "",
+                o.expectation,
+                o.description,
+            ),
         )
     )
 
@@ -355,8 +371,15 @@ def _is_ledger(table: TableInfo) -> bool:
 
 
 def _ledger_rows(root: Path, path: str, notes: list[str]) -> list[SourceFile]:
-    wanted = ("source_file", "source_sha256", "bytes", "records", "rejects", "ingested_at",
-              "source_modified_at")
+    wanted = (
+        "source_file",
+        "source_sha256",
+        "bytes",
+        "records",
+        "rejects",
+        "ingested_at",
+        "source_modified_at",
+    )
     frame = _read_columns(root, path, wanted)
     if "source_file" not in frame.columns:
         notes.append(f"{path} has no source_file column; not read as a files ledger.")
@@ -452,7 +475,11 @@ def _lineage(
     for view in views:
         gold = graph.table(view.path)
         tool = graph.add(
-            f"mcp:{view.tool}", view.tool, f"{view.audience} audience", "mcp", view.tool,
+            f"mcp:{view.tool}",
+            view.tool,
+            f"{view.audience} audience",
+            "mcp",
+            view.tool,
             f"view-{slug(view.name)}",
         )
         graph.edge(gold, tool)
@@ -493,15 +520,14 @@ class _GraphBuilder:
         return self.add(f"table:{path}", label, detail, layer, path, f"table-{slug(path)}")
 
     def source(self, silo: str, name: str, ref: str) -> str:
-        ledger = next(
-            (f for f in self._files if f.silo == silo and f.source_file == name), None
-        )
+        ledger = next((f for f in self._files if f.silo == silo and f.source_file == name), None)
         detail = silo
         if ledger is not None and ledger.records is not None:
             detail = f"{silo} · {ledger.records:,} records"
         key = f"{silo}/{name}" if silo else name
-        return self.add(f"source:{key}", PurePosixPath(name).name, detail, "source", ref,
-                        f"source-{slug(key)}")
+        return self.add(
+            f"source:{key}", PurePosixPath(name).name, detail, "source", ref, f"source-{slug(key)}"
+        )
 
     def dataset(self, node: str, roots: list[str], written: set[str]) -> str | None:
         """The graph id of a lineage dataset node (``namespace:name``).
@@ -540,15 +566,13 @@ def _lake_path(name: str, roots: list[str], tables: dict[str, TableInfo]) -> str
     for root in roots:
         prefix = root.rstrip("/") + "/"
         if posix.startswith(prefix):
-            return posix[len(prefix):]
+            return posix[len(prefix) :]
     # A lake that moved since the events were written: match a known table by suffix.
     matches = [p for p in tables if posix.endswith("/" + p)]
     return max(matches, key=len) if matches else None
 
 
-def _collapse_jobs(
-    nodes: set[str], edges: set[tuple[str, str]]
-) -> set[tuple[str, str]]:
+def _collapse_jobs(nodes: set[str], edges: set[tuple[str, str]]) -> set[tuple[str, str]]:
     """Dataset -> dataset edges, walking through job nodes."""
     successors: dict[str, set[str]] = defaultdict(set)
     for a, b in edges:

@@ -9,8 +9,17 @@ from datetime import datetime
 from typing import Literal
 
 Layer = Literal[
-    "source", "bronze", "restricted", "silver", "gold", "mcp",
-    "rejects", "quality", "catalog", "audit", "other",
+    "source",
+    "bronze",
+    "restricted",
+    "silver",
+    "gold",
+    "mcp",
+    "rejects",
+    "quality",
+    "catalog",
+    "audit",
+    "other",
 ]
 """Where a node or table sits. ``source`` is a landing file, ``mcp`` a served tool."""
 

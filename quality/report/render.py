@@ -15,8 +15,16 @@ DATA_DOCS_DIR = "data_docs"
 NOT_RECORDED = "not yet recorded"
 FRESHNESS_TONES = {"fresh": "ok", "warn": "warn", "stale": "bad", "unknown": "none"}
 LAYER_ORDER = (
-    "bronze", "rejects", "restricted", "silver", "gold", "quality", "catalog", "audit",
-    "lineage", "other",
+    "bronze",
+    "rejects",
+    "restricted",
+    "silver",
+    "gold",
+    "quality",
+    "catalog",
+    "audit",
+    "lineage",
+    "other",
 )
 LAYER_BLURBS = {
     "bronze": "as read from the landing files, with provenance",
@@ -136,9 +144,7 @@ def _stat(key: str, value: str, sub: str, tone: str) -> str:
 def _strip(data: ReportData) -> str:
     s = data.summary
     layers = Counter(t.layer for t in data.tables)
-    layer_text = " · ".join(
-        f"{layers[k]} {k}" for k in ("bronze", "silver", "gold") if layers[k]
-    )
+    layer_text = " · ".join(f"{layers[k]} {k}" for k in ("bronze", "silver", "gold") if layers[k])
     if s.quality_passed is None or s.quality_failed is None:
         quality = _stat("Quality", NOT_RECORDED, "no validation results", "none")
     else:
@@ -282,7 +288,8 @@ def _quality_section(data: ReportData, docs_link: str | None) -> str:
     rows = "".join(_suite_row(q, q.table in paths) for q in ordered)
     covered = {q.table for q in data.quality}
     unchecked = [
-        t.path for t in _by_layer(data.tables)
+        t.path
+        for t in _by_layer(data.tables)
         if t.path not in covered and t.layer in {"bronze", "restricted", "silver", "gold"}
     ]
     uncovered = (
@@ -369,9 +376,7 @@ def _freshness_section(data: ReportData) -> str:
             '<div class="card"><table><thead><tr><th>Gold view</th><th>Status</th>'
             '<th>Newest source data</th><th class="num">Age</th><th class="num">Warn after</th>'
             '<th class="num">Fail after</th><th class="num">Rows</th>'
-            "<th>Served as</th></tr></thead><tbody>"
-            + views
-            + "</tbody></table></div>"
+            "<th>Served as</th></tr></thead><tbody>" + views + "</tbody></table></div>"
         )
     else:
         gold = (
@@ -533,8 +538,11 @@ def _table_row(t: TableInfo) -> str:
             f"<td>{_layer(t.layer)}</td><td colspan='7'>{_badge('unreadable', 'bad')} "
             f"{escape(t.error)}</td></tr>"
         )
-    run = f'<code title="{escape(t.last_run_id)}">{escape(t.last_run_id[:8])}</code>' \
-        if t.last_run_id else '<span class="muted">—</span>'
+    run = (
+        f'<code title="{escape(t.last_run_id)}">{escape(t.last_run_id[:8])}</code>'
+        if t.last_run_id
+        else '<span class="muted">—</span>'
+    )
     return (
         f'<tr id="table-{slug(t.path)}"><td><code>{escape(t.path)}</code></td>'
         f"<td>{_layer(t.layer)}</td>"
@@ -634,4 +642,3 @@ def _compact(value: int) -> str:
     if value >= 10_000:
         return f"{value / 1000:.1f} k"
     return f"{value:,}"
-

@@ -13,7 +13,13 @@ from html import escape
 from quality.report.model import GraphNode, LineageGraph, QualityRun
 
 COLUMN_OF_LAYER = {
-    "source": 0, "bronze": 1, "rejects": 1, "restricted": 2, "silver": 3, "gold": 4, "mcp": 5,
+    "source": 0,
+    "bronze": 1,
+    "rejects": 1,
+    "restricted": 2,
+    "silver": 3,
+    "gold": 4,
+    "mcp": 5,
 }
 COLUMN_TITLES = ("Source files", "Bronze", "Restricted", "Silver", "Gold views", "MCP tools")
 LAYER_COLOURS = {
@@ -170,10 +176,13 @@ def layout(graph: LineageGraph) -> Layout:
 
     widths = {
         c: max(
-            max(text_width(_short(n.label), LABEL_SIZE, bold=True),
-                text_width(n.detail, DETAIL_SIZE))
+            max(
+                text_width(_short(n.label), LABEL_SIZE, bold=True),
+                text_width(n.detail, DETAIL_SIZE),
+            )
             for n in columns[c]
-        ) + 30
+        )
+        + 30
         for c in used
     }
     for c in used:
@@ -233,8 +242,7 @@ def _closure(start: str, step: dict[str, list[str]]) -> set[str]:
 def _curve(x1: float, y1: float, x2: float, y2: float) -> str:
     bend = max((x2 - x1) * 0.5, 12)
     return (
-        f"M{x1:.1f},{y1:.1f} C{x1 + bend:.1f},{y1:.1f} {x2 - bend:.1f},{y2:.1f} "
-        f"{x2:.1f},{y2:.1f}"
+        f"M{x1:.1f},{y1:.1f} C{x1 + bend:.1f},{y1:.1f} {x2 - bend:.1f},{y2:.1f} {x2:.1f},{y2:.1f}"
     )
 
 
@@ -282,8 +290,9 @@ def lineage_svg(graph: LineageGraph) -> tuple[str, str]:
         'fill="#94a3b8"/></marker></defs>',
     ]
     for left, title in drawing.titles:
-        out.append(f'<text class="col-title" x="{left:.1f}" y="{HEADER - 14}">'
-                   f"{escape(title)}</text>")
+        out.append(
+            f'<text class="col-title" x="{left:.1f}" y="{HEADER - 14}">{escape(title)}</text>'
+        )
     out.append('<g class="edges">')
     bundled = set()
     for j in drawing.junctions:
@@ -310,8 +319,10 @@ def lineage_svg(graph: LineageGraph) -> tuple[str, str]:
         else:  # same column (bronze -> rejects) or backwards: loop out on the right
             x1, x2 = src.x + src.width, dst.x + dst.width + 2
             reach = COLUMN_GAP * 0.6
-            d = f"M{x1:.1f},{y1:.1f} C{x1 + reach:.1f},{y1:.1f} {x2 + reach:.1f},{y2:.1f} " \
+            d = (
+                f"M{x1:.1f},{y1:.1f} C{x1 + reach:.1f},{y1:.1f} {x2 + reach:.1f},{y2:.1f} "
                 f"{x2:.1f},{y2:.1f}"
+            )
         tip = f"{src.node.label} → {dst.node.label}"
         out.append(path(d, LAYER_COLOURS[src.node.layer][0], traced[a] & traced[b], tip))
     for j in drawing.junctions:
@@ -339,8 +350,7 @@ def lineage_svg(graph: LineageGraph) -> tuple[str, str]:
         ".lineage:has(.node:hover) .junction{opacity:.3}",
     ]
     css += [
-        f".lineage:has(#g-{p.key}:hover) .{p.key}{{stroke-opacity:.95;opacity:1}}"
-        for p in placed
+        f".lineage:has(#g-{p.key}:hover) .{p.key}{{stroke-opacity:.95;opacity:1}}" for p in placed
     ]
     return "\n".join(out), "\n".join(css)
 

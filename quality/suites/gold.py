@@ -11,16 +11,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from quality.suites._checks import (
-    CONDITION_CLINICAL,
-    CONDITION_VERIFICATION,
-    ENCOUNTER_STATUS,
-    GENDER,
-    IMMUNIZATION_STATUS,
-    MEDREQ_INTENT,
-    MEDREQ_STATUS,
     MRN_LIKE,
-    OBSERVATION_STATUS,
-    PROCEDURE_STATUS,
     UUID_LIKE,
     cvx_codes,
     derived_true,
@@ -37,6 +28,17 @@ from quality.suites._checks import (
     unique,
 )
 from quality.suites._model import Check, DeriveContext, Suite
+from quality.valuesets import (
+    CONDITION_CLINICAL,
+    CONDITION_VERIFICATION,
+    ENCOUNTER_STATUS,
+    GENDER,
+    IMMUNIZATION_STATUS,
+    MEDREQ_INTENT,
+    MEDREQ_STATUS,
+    OBSERVATION_STATUS,
+    PROCEDURE_STATUS,
+)
 
 AUDIENCE = "research"
 PATIENTS = "gold/research/patients"

@@ -12,26 +12,14 @@ import polars as pl
 from connectors.fhir.schema import TABLE_NAMES, table_columns
 from quality.suites._checks import (
     BCP47,
-    CONDITION_ABATED_CLINICAL,
     CONDITION_CATEGORY,
-    CONDITION_CLINICAL,
-    CONDITION_VERIFICATION,
-    CONSENT_PROVISION_TYPE,
     CONSENT_SCOPE,
-    CONSENT_STATUS,
     EARLIEST_BIRTH,
     ENCOUNTER_CLASS,
-    ENCOUNTER_STATUS,
     FHIR_ID,
-    GENDER,
-    IMMUNIZATION_STATUS,
     LONGEST_ENCOUNTER,
     MARITAL_STATUS,
-    MEDREQ_INTENT,
-    MEDREQ_STATUS,
     OBSERVATION_CATEGORY,
-    OBSERVATION_STATUS,
-    PROCEDURE_STATUS,
     UCUM_UNIT,
     US_ZIP,
     cvx_codes,
@@ -54,6 +42,20 @@ from quality.suites._checks import (
     unique,
 )
 from quality.suites._model import Check, DeriveContext, Suite
+from quality.valuesets import (
+    CONDITION_ABATED_CLINICAL,
+    CONDITION_CLINICAL,
+    CONDITION_VERIFICATION,
+    CONSENT_PROVISION_TYPE,
+    CONSENT_STATUS,
+    ENCOUNTER_STATUS,
+    GENDER,
+    IMMUNIZATION_STATUS,
+    MEDREQ_INTENT,
+    MEDREQ_STATUS,
+    OBSERVATION_STATUS,
+    PROCEDURE_STATUS,
+)
 
 SILVER_TABLES: tuple[str, ...] = tuple(TABLE_NAMES.values())
 PATIENTS = "silver/ehr/patients"

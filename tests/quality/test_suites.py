@@ -9,7 +9,6 @@ import pytest
 from mcp_catalog.governance import views
 from pipelines import ehr
 from quality.suites import SUITE_TABLES, UnknownTableError, references_for, suite_for
-from quality.suites import _checks as checks
 from quality.suites.bronze import CROSSWALK_COLUMNS, FILE_LEDGER_COLUMNS, REJECTS_COLUMNS
 from quality.suites.gold import FORBIDDEN_COLUMNS, GOLD_VIEWS
 
@@ -40,21 +39,6 @@ def test_gold_suites_expect_exactly_the_research_view_columns():
         assert view.columns == tuple(c.name for c in spec.columns), spec.path
         assert suite_for(spec.path).columns == view.columns
         assert not set(view.columns) & set(FORBIDDEN_COLUMNS), spec.path
-
-
-def test_required_value_sets_match_the_research_view_enums():
-    for name in (
-        "GENDER",
-        "ENCOUNTER_STATUS",
-        "CONDITION_CLINICAL",
-        "CONDITION_VERIFICATION",
-        "OBSERVATION_STATUS",
-        "MEDREQ_STATUS",
-        "MEDREQ_INTENT",
-        "PROCEDURE_STATUS",
-        "IMMUNIZATION_STATUS",
-    ):
-        assert getattr(checks, name) == getattr(views, name), name
 
 
 def test_references_point_silver_and_gold_events_at_their_own_layer():

@@ -1,0 +1,72 @@
+"""FHIR R4 value sets with a *required* binding: valid data holds nothing else.
+
+One source for the quality suites (which check them) and the gold views (whose MCP filters
+accept only these values).
+"""
+
+GENDER = ("male", "female", "other", "unknown")
+ENCOUNTER_STATUS = (
+    "planned",
+    "arrived",
+    "triaged",
+    "in-progress",
+    "onleave",
+    "finished",
+    "cancelled",
+    "entered-in-error",
+    "unknown",
+)
+CONDITION_CLINICAL = ("active", "recurrence", "relapse", "inactive", "remission", "resolved")
+CONDITION_ABATED_CLINICAL = ("inactive", "remission", "resolved")
+"""FHIR invariant con-4: an abated condition's clinical status is one of these."""
+CONDITION_VERIFICATION = (
+    "unconfirmed",
+    "provisional",
+    "differential",
+    "confirmed",
+    "refuted",
+    "entered-in-error",
+)
+OBSERVATION_STATUS = (
+    "registered",
+    "preliminary",
+    "final",
+    "amended",
+    "corrected",
+    "cancelled",
+    "entered-in-error",
+    "unknown",
+)
+MEDREQ_STATUS = (
+    "active",
+    "on-hold",
+    "cancelled",
+    "completed",
+    "entered-in-error",
+    "stopped",
+    "draft",
+    "unknown",
+)
+MEDREQ_INTENT = (
+    "proposal",
+    "plan",
+    "order",
+    "original-order",
+    "reflex-order",
+    "filler-order",
+    "instance-order",
+    "option",
+)
+PROCEDURE_STATUS = (
+    "preparation",
+    "in-progress",
+    "not-done",
+    "on-hold",
+    "stopped",
+    "completed",
+    "entered-in-error",
+    "unknown",
+)
+IMMUNIZATION_STATUS = ("completed", "entered-in-error", "not-done")
+CONSENT_STATUS = ("draft", "proposed", "active", "rejected", "inactive", "entered-in-error")
+CONSENT_PROVISION_TYPE = ("deny", "permit")
