@@ -77,20 +77,41 @@ def _materialize(args: argparse.Namespace) -> int:
 
 
 def _summary(lake_root: str) -> str:
+    import polars as pl
+
     from mcp_catalog.manifest import load_manifest
     from pipelines.lake import Lake
+    from pipelines.quality_record import QUALITY_RESULTS_PATH
 
     lake = Lake(lake_root)
-    lines = [f"{'table':<42} {'rows':>9} {'version':>8}"]
     root = lake.local_path("")
+    quality = lake.read(QUALITY_RESULTS_PATH) if lake.table(QUALITY_RESULTS_PATH) else None
+    lines = [f"{'table':<42} {'rows':>9} {'version':>8}  quality"]
     for layer in ("bronze", "restricted", "silver", "gold", "_rejects"):
         for log in sorted((root / layer).rglob("_delta_log")):
             path = log.parent.relative_to(root).as_posix()
-            lines.append(f"{path:<42} {lake.row_count(path):>9} {lake.version(path):>8}")
+            version = lake.version(path)
+            verdict = "-"
+            if quality is not None:
+                row = quality.filter(pl.col("table") == path, pl.col("delta_version") == version)
+                if row.height:
+                    latest = row.sort("evaluated_at").row(-1, named=True)
+                    verdict = "pass" if latest["success"] else "FAIL"
+                    verdict += f" ({latest['expectations']} expectations"
+                    verdict += (
+                        f", {latest['failed_warnings']} warnings)"
+                        if latest["failed_warnings"]
+                        else ")"
+                    )
+            lines.append(f"{path:<42} {lake.row_count(path):>9} {version:>8}  {verdict}")
     manifest_path = root / "_catalog" / "manifest.json"
     manifest = load_manifest(manifest_path)
+    freshness = sorted({d.freshness.status for d in manifest.datasets if d.freshness})
     lines.append("")
-    lines.append(f"Catalog manifest: {manifest_path} ({len(manifest.datasets)} datasets)")
+    lines.append(
+        f"Catalog manifest: {manifest_path} ({len(manifest.datasets)} datasets; "
+        f"freshness: {', '.join(freshness) or 'unknown'})"
+    )
     return "\n".join(lines)
 
 
