@@ -97,3 +97,15 @@ async def test_biofed_serve_answers_an_mcp_client_over_stdio(materialised_lake):
             unknown_argument.is_error
             and "unknown argument 'include_phi'" in unknown_argument.content[0].text
         )
+
+
+def test_the_demo_summary_lists_tables_with_their_quality_and_the_views_freshness(
+    materialised_lake,
+):
+    from pipelines.cli import _summary
+
+    text = _summary(str(materialised_lake.root))
+    lines = {line.split()[0]: line for line in text.splitlines() if line.strip()}
+    assert "pass (" in lines["silver/ehr/observations"]
+    assert "pass (" in lines["gold/research/patients"]
+    assert "freshness: fresh" in text
