@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 
 from connectors.fhir import read_fhir
+from connectors.fhir.components import observation_components
 from connectors.fhir.schema import OTHER_TABLE, TABLE_NAMES, table_schema
 
 BRONZE_TABLES: tuple[str, ...] = (*TABLE_NAMES.values(), OTHER_TABLE)
@@ -220,6 +221,32 @@ def new_crosswalk_rows(
                 known[(kind, value)] = person
                 rows.append(("ehr", kind, value, person, linked_at))
     return pl.DataFrame(rows, schema=CROSSWALK_SCHEMA, orient="row")
+
+
+def with_components(bronze: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Bronze observations plus one row per component of their panels.
+
+    A blood-pressure panel carries systolic and diastolic values in components; each becomes an
+    observation row (``<panel id>.<n>``) with the panel's provenance, so the values reach silver
+    and the research views. Malformed components are quarantined, not dropped silently.
+
+    Returns:
+        The rows with components added, and the quarantined components (source, locator, reason).
+    """
+    latest = bronze.sort("ingested_at", "source_file", "source_locator").unique(
+        subset=["id"], keep="last", maintain_order=True
+    )
+    parts = observation_components(
+        latest.select(table_schema("observations").keys()), on_error="quarantine"
+    )
+    provenance = latest.select(pl.col("id").alias("_panel"), "source_sha256", "ingested_at")
+    components = (
+        parts.tables["observations"]
+        .with_columns(pl.col("id").str.replace(r"\.\d+$", "").alias("_panel"))
+        .join(provenance, on="_panel", how="left")
+        .select(bronze.columns)
+    )
+    return pl.concat([bronze, components]), parts.rejects
 
 
 def silver_frame(bronze: pl.DataFrame, crosswalk: pl.DataFrame, table: str) -> pl.DataFrame:

@@ -54,6 +54,20 @@ def test_the_manifest_describes_every_gold_view(materialised_lake):
         assert dataset.upstream == list(spec.sources) and dataset.owner
 
 
+def test_blood_pressure_components_reach_the_research_view_as_their_own_rows(materialised_lake):
+    lake = Lake(materialised_lake.root)
+    gold = lake.read("gold/research/observations")
+    systolic = gold.filter(pl.col("code") == "8480-6")
+    diastolic = gold.filter(pl.col("code") == "8462-4")
+    assert systolic.height > 0 and systolic.height == diastolic.height
+    assert systolic.get_column("value_quantity").null_count() == 0
+    assert set(systolic.get_column("value_unit").to_list()) == {"mm[Hg]"}
+    panels = lake.read("silver/ehr/observations").filter(pl.col("code") == "85354-9")
+    assert lake.read("silver/ehr/observations").filter(pl.col("code") == "8480-6").height == (
+        panels.height
+    )
+
+
 def test_consent_filters_people_out_of_gold(materialised_lake):
     lake = Lake(materialised_lake.root)
     people = lake.read("silver/ehr/patients").height
