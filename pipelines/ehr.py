@@ -223,8 +223,15 @@ def new_crosswalk_rows(
     return pl.DataFrame(rows, schema=CROSSWALK_SCHEMA, orient="row")
 
 
-def with_components(bronze: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Bronze observations plus one row per component of their panels.
+def latest_per_id(bronze: pl.DataFrame) -> pl.DataFrame:
+    """One bronze row per FHIR id: the latest ingestion wins, then the later file and locator."""
+    return bronze.sort("ingested_at", "source_file", "source_locator").unique(
+        subset=["id"], keep="last", maintain_order=True
+    )
+
+
+def with_components(latest: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Observations (one per id, see :func:`latest_per_id`) plus a row per panel component.
 
     A blood-pressure panel carries systolic and diastolic values in components; each becomes an
     observation row (``<panel id>.<n>``) with the panel's provenance, so the values reach silver
@@ -233,9 +240,6 @@ def with_components(bronze: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     Returns:
         The rows with components added, and the quarantined components (source, locator, reason).
     """
-    latest = bronze.sort("ingested_at", "source_file", "source_locator").unique(
-        subset=["id"], keep="last", maintain_order=True
-    )
     parts = observation_components(
         latest.select(table_schema("observations").keys()), on_error="quarantine"
     )
@@ -244,34 +248,29 @@ def with_components(bronze: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         parts.tables["observations"]
         .with_columns(pl.col("id").str.replace(r"\.\d+$", "").alias("_panel"))
         .join(provenance, on="_panel", how="left")
-        .select(bronze.columns)
+        .select(latest.columns)
     )
-    return pl.concat([bronze, components]), parts.rejects
+    return pl.concat([latest, components]), parts.rejects
 
 
-def silver_frame(bronze: pl.DataFrame, crosswalk: pl.DataFrame, table: str) -> pl.DataFrame:
-    """Bronze rows of one resource type, deduplicated by FHIR id and linked to ``person_key``.
-
-    The latest ingestion wins for an id seen twice (then the later file and locator).
+def silver_frame(latest: pl.DataFrame, crosswalk: pl.DataFrame, table: str) -> pl.DataFrame:
+    """Bronze rows of one resource type, one per FHIR id, linked to ``person_key``.
 
     Args:
-        bronze: the bronze table.
+        latest: the bronze table reduced to one row per id (:func:`latest_per_id`).
         crosswalk: the person crosswalk.
         table: the silver table name (``patients``, ``encounters``, ...).
 
     Returns:
-        Typed columns, ``person_key`` and provenance, one row per FHIR id.
+        Typed columns, ``person_key`` and provenance, sorted by id.
     """
     typed = [c for c in table_schema(table) if c != "resource_json"]
-    latest = (
-        bronze.sort("ingested_at", "source_file", "source_locator")
-        .unique(subset=["id"], keep="last", maintain_order=True)
-        .select(*typed, "source_sha256", "ingested_at")
-    )
     ids = crosswalk.filter(pl.col("identifier_type") == "fhir_patient_id").select(
         pl.col("identifier").alias("_pid"), "person_key"
     )
     join_on = "id" if table == "patients" else "patient_id"
-    linked = latest.join(ids, left_on=join_on, right_on="_pid", how="left", maintain_order="left")
+    linked = latest.select(*typed, "source_sha256", "ingested_at").join(
+        ids, left_on=join_on, right_on="_pid", how="left", maintain_order="left"
+    )
     first = ["id", "person_key"]
     return linked.select(*first, *[c for c in linked.columns if c not in first]).sort("id")

@@ -108,11 +108,11 @@ class Lake:
         Raises:
             FileNotFoundError: when the table does not exist; materialise its asset first.
         """
-        if self.table(path) is None:
+        table = self.table(path, version)
+        if table is None:
             raise FileNotFoundError(f"no Delta table at {path}; materialise its asset first")
-        return pl.read_delta(
-            self.uri(path), version=version, storage_options=self.storage_options or None
-        )
+        # Hand polars the table already opened, so the log is read once.
+        return pl.read_delta(table)
 
     def unchanged(self, path: str) -> WriteOutcome:
         """The outcome of a write that had nothing to commit."""

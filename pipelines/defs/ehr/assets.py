@@ -183,17 +183,17 @@ def _silver_asset(table: str) -> dg.AssetsDefinition:
             inputs=inputs,
             outputs=[silver_path(table)],
         ) as run:
-            bronze = store.read(path)
+            latest = ehr.latest_per_id(store.read(path))
             quarantined = 0
             if table == "observations":
-                bronze, component_rejects = ehr.with_components(bronze)
+                latest, component_rejects = ehr.with_components(latest)
                 quarantined = component_rejects.height
                 if quarantined:
                     context.log.warning(
                         f"{quarantined} observation components quarantined at "
                         f"{component_rejects.select('source', 'locator').head(20).rows()}"
                     )
-            frame = ehr.silver_frame(bronze, store.read(CROSSWALK_PATH), table)
+            frame = ehr.silver_frame(latest, store.read(CROSSWALK_PATH), table)
             outcome = store.merge(silver_path(table), frame, ["id"], run_id=context.run.run_id)
             run.outputs = [table_output(store, silver_path(table), descriptions=descriptions)]
         unlinked = frame.get_column("person_key").null_count()
