@@ -12,6 +12,7 @@ from mcp_catalog.manifest import (
     DatasetQuality,
     Manifest,
 )
+from mcp_catalog.policy import Policy
 
 
 @dataclass(frozen=True)
@@ -68,18 +69,77 @@ def dataset_entry(spec: ViewSpec, state: TableState, *, max_limit: int = 1000) -
     )
 
 
+def source_entry(
+    *,
+    name: str,
+    audience: str,
+    path: str,
+    title: str,
+    description: str,
+    owner: str,
+    key: list[str],
+    columns: list[CatalogColumn],
+    state: TableState,
+    max_limit: int = 1000,
+) -> CatalogDataset:
+    """The catalog entry of a dataset served straight from a lake table (the identified
+    records released under break-glass), with columns described by the caller."""
+    return CatalogDataset(
+        name=name,
+        audience=audience,
+        path=path,
+        title=title,
+        description=description,
+        owner=owner,
+        key=key,
+        columns=columns,
+        row_count=state.row_count,
+        delta_version=state.delta_version,
+        last_materialized=state.last_materialized,
+        upstream=[path],
+        max_limit=max_limit,
+        freshness=state.freshness,
+        quality=state.quality,
+    )
+
+
 def build_manifest(
-    entries: Iterable[tuple[ViewSpec, TableState]], *, generated_at: datetime
+    datasets: Iterable[CatalogDataset], *, generated_at: datetime, policy: Policy
 ) -> Manifest:
-    """The whole manifest, datasets in the order given.
+    """The whole manifest, datasets in the order given, checked against the policy.
+
+    Args:
+        datasets: the entries (see :func:`dataset_entry` and :func:`source_entry`).
+        generated_at: when the catalog is built.
+        policy: the access policy the catalog is built under; its version is recorded.
+
+    Returns:
+        The manifest.
 
     Raises:
-        ValueError: when two views share an audience and a name.
+        ValueError: when two datasets share an audience and a name, or a dataset is not in
+            the policy or its column classes differ from the policy's.
     """
-    datasets = [dataset_entry(spec, state) for spec, state in entries]
+    datasets = list(datasets)
     seen: set[tuple[str, str]] = set()
     for d in datasets:
         if (d.audience, d.name) in seen:
             raise ValueError(f"two views named {d.audience}/{d.name}")
         seen.add((d.audience, d.name))
-    return Manifest(generated_at=generated_at, datasets=datasets)
+        rules = policy.dataset(d.audience, d.name)
+        if rules is None:
+            raise ValueError(f"dataset {d.audience}/{d.name} is not in the policy")
+        declared = {c.name: c.column_class for c in d.columns}
+        if declared != rules.columns:
+            differing = sorted(
+                set(declared.items()).symmetric_difference(rules.columns.items())
+            )
+            raise ValueError(
+                f"the column classes of {d.audience}/{d.name} differ from the policy: {differing}"
+            )
+    return Manifest(
+        generated_at=generated_at,
+        policy_version=policy.version,
+        policy_sha256=policy.fingerprint,
+        datasets=datasets,
+    )

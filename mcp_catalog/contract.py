@@ -7,6 +7,7 @@ default is a reviewed diff.
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from mcp.server import MCPServer
@@ -46,3 +47,77 @@ def contract_json(contract: dict[str, Any]) -> str:
 def contract_sha256(contract: dict[str, Any]) -> str:
     """The sha256 hex digest of :func:`contract_json`."""
     return hashlib.sha256(contract_json(contract).encode()).hexdigest()
+
+
+DEFAULT_CONTRACT_PATH = Path(__file__).resolve().parent / "contract.json"
+
+
+class ContractError(Exception):
+    """The generated tool surface differs from the reviewed snapshot."""
+
+
+async def render_contracts(service: Any, roles: list[str] | None = None) -> dict[str, Any]:
+    """The surface of every role (or the given ones) of a catalog service.
+
+    Args:
+        service: a :class:`mcp_catalog.server.CatalogService`.
+        roles: the roles to render; all of the policy's when None.
+
+    Returns:
+        ``{"roles": {role: contract}}``.
+    """
+    chosen = roles if roles is not None else service.roles()
+    return {"roles": {role: await render_contract(service.server_for(role)) for role in chosen}}
+
+
+def _names(entries: list[dict[str, Any]], key: str) -> dict[str, str]:
+    return {e[key]: json.dumps(e, sort_keys=True) for e in entries}
+
+
+def describe_drift(reviewed: dict[str, Any], current: dict[str, Any]) -> str:
+    """What changed in one role's surface, as a short sentence."""
+    parts = []
+    for section, key in (("tools", "name"), ("resources", "uri")):
+        old, new = _names(reviewed.get(section, []), key), _names(current.get(section, []), key)
+        added = sorted(set(new) - set(old))
+        removed = sorted(set(old) - set(new))
+        changed = sorted(n for n in set(old) & set(new) if old[n] != new[n])
+        for label, names in (("added", added), ("removed", removed), ("changed", changed)):
+            if names:
+                parts.append(f"{section} {label}: {', '.join(names)}")
+    return "; ".join(parts) or "resource templates changed"
+
+
+def check_contract(rendered: dict[str, Any], snapshot: Path, *, accept: bool = False) -> str:
+    """Compare a rendered surface with the reviewed snapshot.
+
+    Args:
+        rendered: :func:`render_contracts` output for the roles being served.
+        snapshot: the reviewed ``contract.json``.
+        accept: start anyway when it differs (the difference is reported, not hidden).
+
+    Returns:
+        The sha256 of the rendered surface.
+
+    Raises:
+        ContractError: when the snapshot is missing or a role's surface differs and
+            ``accept`` is False.
+    """
+    digest = contract_sha256(rendered)
+    if accept:
+        return digest
+    if not snapshot.is_file():
+        raise ContractError(
+            f"no reviewed tool contract at {snapshot}; review the surface and run "
+            "`biofed catalog snapshot`, or start with --accept-contract."
+        )
+    reviewed = json.loads(snapshot.read_text()).get("roles", {})
+    for role, current in rendered["roles"].items():
+        if reviewed.get(role) != current:
+            drift = describe_drift(reviewed.get(role, {}), current)
+            raise ContractError(
+                f"the tool contract of role {role} differs from the reviewed snapshot "
+                f"({drift}). Review the change, then run `biofed catalog snapshot`, or start "
+                "with --accept-contract."
+            )
+    return digest

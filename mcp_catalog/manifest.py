@@ -10,12 +10,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-MANIFEST_VERSION = 1
+from mcp_catalog.policy import ColumnClass
+
+MANIFEST_VERSION = 2
 
 ColumnType = Literal["string", "integer", "number", "boolean", "date", "datetime"]
-ColumnClass = Literal[
-    "pseudonym", "quasi_identifier", "sensitive", "clinical", "free_text", "administrative"
-]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -119,8 +118,12 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    manifest_version: Literal[1] = MANIFEST_VERSION
+    manifest_version: Literal[2] = MANIFEST_VERSION
     generated_at: datetime
+    policy_version: str | None = None
+    """The version of the access policy the catalog was built under; the server refuses to
+    serve it under another."""
+    policy_sha256: str | None = None
     datasets: list[CatalogDataset]
 
     def for_audience(self, audience: str) -> list[CatalogDataset]:

@@ -1,18 +1,38 @@
-"""The generated, read-only MCP catalog server.
+"""The generated, read-only, governed MCP catalog server.
 
-``build_server`` turns a validated manifest into an ``MCPServer``: per dataset visible to the
-role, one ``query_<name>`` tool whose input and output schemas are generated from the
-catalog, and one data card resource; plus a listing resource. The tools are built as SDK
-``Tool`` objects directly so that argument validation happens in our code and every error
-the client sees is a fixed, corrective sentence (the SDK's own validation message would echo
-pydantic's text, input values included).
+:class:`CatalogService` turns a validated manifest and the access policy into one
+``MCPServer`` per role: per dataset the role may use, a ``query_<name>`` tool (paged rows,
+the role's columns only) and, where the policy allows, an ``aggregate_<name>`` tool
+(suppressed counts and statistics); for roles holding the audit scope, read-only tools over
+the audit log; and data card resources. Tool schemas are generated from the catalog.
+
+Every call goes through the same gate, whatever the transport:
+
+1. who is calling comes from the verified token (HTTP) or the configuration (stdio);
+2. scope, purpose, break-glass and risk are checked before any argument is trusted;
+3. arguments are validated strictly against the generated model;
+4. rows are read at the version the manifest pins, filtered by the current consent of the
+   purpose (read at its latest version on every call) or by the break-glass grant;
+5. output is bounded (rows, bytes, field length), free text fenced, invisible characters
+   stripped and links defanged;
+6. one audit record is appended and fsynced before anything is returned; if it cannot be
+   written the caller gets a fixed error and no data.
+
+Errors the client sees are fixed sentences with a correlation id: no paths, values or
+exception text.
 """
 
+import contextlib
+import hashlib
 import json
 import logging
 import secrets
 import threading
+import time
 import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path, PurePosixPath
@@ -21,32 +41,61 @@ from typing import Any
 import polars as pl
 from deltalake import DeltaTable
 from mcp.server import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.server.mcpserver.resources import TextResource
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, create_model
 
+from mcp_catalog.aggregates import AggregateQuery
+from mcp_catalog.audit import AuditEvent, AuditLog, AuditWriteError, redact_arguments
 from mcp_catalog.cursor import CursorCodec, CursorError, query_fingerprint
+from mcp_catalog.disclosure import Measure, QueryLedger, aggregate
 from mcp_catalog.manifest import CatalogDataset, Manifest
-from mcp_catalog.query import DatasetQuery, QueryError
-from mcp_catalog.roles import audiences_for
+from mcp_catalog.policy import DatasetPolicy, Policy
+from mcp_catalog.principal import Principal
+from mcp_catalog.query import BreakGlassTag, DatasetQuery, QueryError, rows_as_json
+from mcp_catalog.risk import RiskFeatures, RiskTracker
+from mcp_catalog.safety import shape_rows
 from quality.freshness import FreshnessSLA, freshness_status
 from quality.lineage import LineageDataset, LineageEmitter
 
 SERVER_NAME = "biofed-catalog"
 LISTING_URI = "catalog://datasets"
+PRINCIPAL_SCOPE_KEY = "biofed.principal"
+"""Where the HTTP layer puts the verified principal in the ASGI scope."""
+CONSENT_TABLE = "_consent"
+"""Per audience, ``gold/<audience>/_consent`` holds each person's current consent decisions."""
+PERSON_COLUMN = "person_pseudonym"
+
 INTERNAL_ERROR_MESSAGE = (
-    "the query could not be completed because of an internal error; correlation id {correlation_id}"
+    "the request could not be completed because of an internal error; correlation id "
+    "{correlation_id}"
+)
+AUDIT_UNAVAILABLE_MESSAGE = (
+    "the request was refused because the audit log cannot be written; no data was returned; "
+    "correlation id {correlation_id}"
 )
 _JSON = "application/json"
+_CACHE_MAX_BYTES = 256 * 1024
 
 logger = logging.getLogger(__name__)
 
 
 class CatalogBuildError(Exception):
-    """The manifest cannot be served as it is (a missing table, a bad key, a name clash)."""
+    """The manifest cannot be served as it is (a missing table, a bad key, no policy)."""
+
+
+class Denied(Exception):
+    """A refusal: ``reason`` goes to the audit record, ``message`` (a fixed, corrective
+    sentence) to the caller."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
 
 
 def card_uri(dataset: CatalogDataset) -> str:
@@ -59,6 +108,11 @@ def tool_name(dataset: CatalogDataset) -> str:
     return f"query_{dataset.name}"
 
 
+def aggregate_tool_name(dataset: CatalogDataset) -> str:
+    """The name of the aggregate tool of a dataset."""
+    return f"aggregate_{dataset.name}"
+
+
 def _server_version() -> str:
     try:
         return version("biofed")
@@ -66,11 +120,11 @@ def _server_version() -> str:
         return "0"
 
 
-def _table_uri(lake: str | Path, dataset: CatalogDataset) -> str:
-    relative = PurePosixPath(dataset.path)
+def _table_uri(lake: str | Path, path: str, name: str) -> str:
+    relative = PurePosixPath(path)
     if relative.is_absolute() or not relative.parts or ".." in relative.parts:
         raise CatalogBuildError(
-            f"dataset {dataset.name!r} has a table path outside the lake; rebuild the catalog "
+            f"dataset {name!r} has a table path outside the lake; rebuild the catalog "
             "(`make demo`)."
         )
     if isinstance(lake, str) and "://" in lake:
@@ -90,18 +144,11 @@ class _RawArguments(FuncMetadata):
         return {"arguments": dict(arguments_to_validate)}
 
 
-def _describe(dataset: CatalogDataset) -> str:
-    lines = [dataset.description.strip(), "", "Columns:"]
-    lines += [f"- {c.name} ({c.type}): {c.description}" for c in dataset.columns]
-    return "\n".join(lines)
-
-
 class _PinnedTable:
-    """A dataset's Delta table at the manifest's version, opened on the first query.
+    """A Delta table at one version, opened on the first read.
 
     The Delta log is read once and the lazy scan is kept: the version never changes for the
-    life of the server, so neither do its files or schema, and each query only reads data
-    files (a fresh ``scan_delta`` per call measured about twice as slow on a local table).
+    life of the server, so neither do its files or schema.
     """
 
     def __init__(self, uri: str, version: int, storage_options: dict[str, str] | None) -> None:
@@ -110,10 +157,13 @@ class _PinnedTable:
         self._storage_options = storage_options
         self._lock = threading.Lock()
         self._opened: tuple[pl.LazyFrame, pl.Schema] | None = None
+        self.reads = 0
+        """How many times data was read (tests prove a refusal read nothing)."""
 
     def scan(self) -> tuple[pl.LazyFrame, pl.Schema]:
         """The lazy scan of the pinned version, and its schema."""
         with self._lock:
+            self.reads += 1
             if self._opened is None:
                 table = DeltaTable(
                     self._uri, version=self._version, storage_options=self._storage_options
@@ -121,6 +171,34 @@ class _PinnedTable:
                 frame = pl.scan_delta(table)
                 self._opened = (frame, frame.collect_schema())
             return self._opened
+
+
+class ConsentIndex:
+    """The current consent decisions of one audience, re-read when the table moves on.
+
+    Unlike the views, this table is not pinned: a revocation landed and materialised after
+    the server started takes effect on the next call.
+    """
+
+    def __init__(self, uri: str, storage_options: dict[str, str] | None) -> None:
+        self._table = DeltaTable(uri, storage_options=storage_options)
+        self._lock = threading.Lock()
+        self._by_scope: dict[str, pl.Series] = {}
+        self._version = -1
+
+    def permitted(self, scope: str) -> tuple[int, pl.Series]:
+        """The consent table's version and the pseudonyms permitted for ``scope``."""
+        with self._lock:
+            self._table.update_incremental()
+            current = self._table.version()
+            if current != self._version:
+                frame = pl.from_arrow(self._table.to_pyarrow_table())
+                self._by_scope = {
+                    str(key[0]): group.get_column(PERSON_COLUMN).unique().sort()
+                    for key, group in frame.filter(pl.col("permitted")).group_by("scope")
+                }
+                self._version = current
+            return current, self._by_scope.get(scope, pl.Series(PERSON_COLUMN, [], pl.String))
 
 
 def current_freshness(dataset: CatalogDataset, *, now: datetime | None = None) -> str:
@@ -135,84 +213,990 @@ def current_freshness(dataset: CatalogDataset, *, now: datetime | None = None) -
     return freshness_status(block.newest_source_at, sla, now=now or datetime.now(UTC))
 
 
-def _query_tool(
-    query: DatasetQuery,
-    table: _PinnedTable,
-    cursors: CursorCodec,
-    lineage: LineageEmitter,
-    table_uri: str,
-) -> Tool:
-    dataset = query.dataset
-    name = tool_name(dataset)
+@dataclass
+class GovernedDataset:
+    """A dataset with its policy, its pinned table and its consent index."""
 
-    def answer(arguments: dict[str, Any]) -> BaseModel:
-        try:
-            parsed = query.parse(arguments)
-        except QueryError as exc:
-            raise ToolError(str(exc)) from None
-        query_hash = query_fingerprint(query.canonical(parsed))
-        offset = 0
-        cursor = parsed.cursor  # type: ignore[attr-defined]
-        if cursor is not None:
+    dataset: CatalogDataset
+    policy: DatasetPolicy
+    table: _PinnedTable
+    table_uri: str
+    consent: ConsentIndex | None
+
+    @property
+    def key(self) -> str:
+        """``<audience>/<name>``, as the policy and the audit log name it."""
+        return f"{self.dataset.audience}/{self.dataset.name}"
+
+    def role_view(self, role: str) -> CatalogDataset:
+        """The dataset as ``role`` sees it: only the columns its classes allow."""
+        visible = set(self.policy.visible_columns(role))
+        columns = [c for c in self.dataset.columns if c.name in visible]
+        key = [k for k in self.dataset.key if k in visible] or [columns[0].name]
+        return self.dataset.model_copy(
+            update={
+                "columns": columns,
+                "key": key,
+                "max_limit": min(self.dataset.max_limit, self.policy.row_cap),
+            }
+        )
+
+    def masked(self, role: str) -> list[str]:
+        """The dataset's columns ``role`` does not see."""
+        visible = set(self.policy.visible_columns(role))
+        return [c.name for c in self.dataset.columns if c.name not in visible]
+
+
+class _Cache:
+    """Recent governed answers, keyed by everything that decides them.
+
+    The key holds the dataset, its pinned version, the consent table's version, the
+    canonical arguments, the page offset and the caller's role and purpose, so a new table
+    or consent version, or another policy outcome, never hits an old entry. Break-glass
+    answers are never stored.
+    """
+
+    def __init__(self, entries: int) -> None:
+        self._entries = entries
+        self._lock = threading.Lock()
+        self._store: OrderedDict[str, tuple[dict[str, Any], list[str], int]] = OrderedDict()
+        self.hits = 0
+
+    def get(self, key: str) -> tuple[dict[str, Any], list[str], int] | None:
+        with self._lock:
+            found = self._store.get(key)
+            if found is not None:
+                self._store.move_to_end(key)
+                self.hits += 1
+            return found
+
+    def put(self, key: str, value: tuple[dict[str, Any], list[str], int], size: int) -> None:
+        if self._entries <= 0 or size > _CACHE_MAX_BYTES:
+            return
+        with self._lock:
+            self._store[key] = value
+            self._store.move_to_end(key)
+            while len(self._store) > self._entries:
+                self._store.popitem(last=False)
+
+
+@dataclass
+class _Call:
+    """What the audit record of one call will say."""
+
+    principal: Principal | None
+    action: str
+    dataset: str | None = None
+    arguments: dict[str, Any] | None = None
+    rows: int = 0
+    columns: list[str] = field(default_factory=list)
+    masked: list[str] = field(default_factory=list)
+    result_sha256: str | None = None
+    subjects: list[str] = field(default_factory=list)
+    risk_score: int = 0
+    risk_reasons: list[str] = field(default_factory=list)
+    break_glass: dict[str, Any] | None = None
+    cached: bool = False
+    delta_version: int | None = None
+    correlation_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started: float = field(default_factory=time.perf_counter)
+
+
+def _fingerprint(payload: Any) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class _CatalogServer(MCPServer):
+    """An ``MCPServer`` whose resource reads and unknown tool calls are audited too."""
+
+    def __init__(self, *args: Any, service: "CatalogService", role: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._service = service
+        self._role = role
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
+        principal = self._service.principal_of(context)
+        if self._service.required_scope(self._role, name) is None and (
+            principal is None or principal.transport == "stdio"
+        ):
+            # Over HTTP the transport layer has already audited the unknown name.
+            call = _Call(principal, "tools/call")
             try:
-                offset = cursors.decode(
-                    cursor,
-                    dataset=dataset.name,
-                    delta_version=dataset.delta_version,
-                    query_hash=query_hash,
-                )
-            except CursorError as exc:
-                raise ToolError(str(exc)) from None
-        frame, schema = table.scan()
-        window = query.plan(frame, schema, parsed, offset).collect()
-        limit: int = parsed.limit  # type: ignore[attr-defined]
-        next_cursor = None
-        if window.height > limit:
-            next_cursor = cursors.encode(
-                dataset=dataset.name,
-                delta_version=dataset.delta_version,
-                query_hash=query_hash,
-                offset=offset + limit,
-            )
-        page = query.page(
-            window, parsed, next_cursor=next_cursor, freshness=current_freshness(dataset)
-        )
-        # Lineage names the view and version read, never the arguments or the rows.
-        lineage.read(
-            job=f"mcp.{name}",
-            dataset=LineageDataset(uri=table_uri, version=str(dataset.delta_version)),
-        )
-        return page
+                self._service.audit(call, "deny", "unknown_tool")
+            except AuditWriteError:
+                raise ToolError(
+                    AUDIT_UNAVAILABLE_MESSAGE.format(correlation_id=call.correlation_id)
+                ) from None
+        return await super().call_tool(name, arguments, context)
 
-    def run_query(arguments: dict[str, Any]) -> BaseModel:
+    async def read_resource(self, uri: Any, context: Any = None) -> Any:
+        call = _Call(self._service.principal_of(context), "resources/read")
+        known = str(uri) in self._service.resource_uris(self._role)
         try:
-            return answer(arguments)
+            self._service.audit(
+                call, "allow" if known else "deny", "ok" if known else "unknown_resource"
+            )
+        except AuditWriteError:
+            raise ResourceError(
+                AUDIT_UNAVAILABLE_MESSAGE.format(correlation_id=call.correlation_id)
+            ) from None
+        if not known:
+            raise ResourceNotFoundError(
+                f"Unknown resource; {LISTING_URI} lists the resources"
+            ) from None
+        return await super().read_resource(uri, context)
+
+
+class CatalogService:
+    """The governed catalog: one policy, one audit log, one server per role."""
+
+    audit_error = AuditWriteError
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        lake: str | Path,
+        *,
+        policy: Policy,
+        audit: AuditLog,
+        ledger: QueryLedger | None = None,
+        stdio_principal: Principal | None = None,
+        storage_options: dict[str, str] | None = None,
+        cursor_secret: bytes | None = None,
+        lineage: LineageEmitter | None = None,
+        cache_entries: int = 256,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        """Validate the manifest against the policy and open nothing but the consent tables.
+
+        Args:
+            manifest: the validated catalog.
+            lake: the lake root (a folder or an object-store URI).
+            policy: the access policy the manifest was built under.
+            audit: where every call is recorded before data leaves.
+            ledger: the aggregate query ledger (in memory when None).
+            stdio_principal: who calls when there is no HTTP request (stdio, in-memory).
+            storage_options: passed to delta-rs for object stores.
+            cursor_secret: HMAC key for paging cursors (at least 16 bytes); random per
+                process when None.
+            lineage: where each read's OpenLineage event goes (the lake's file by default).
+            cache_entries: how many governed answers to keep (0 disables the cache).
+            clock: the current time (tests).
+
+        Raises:
+            CatalogBuildError: when the manifest was built under another policy version, a
+                dataset has no policy or its column classes differ from the policy, a table
+                or consent table is missing, or a key names a missing column.
+            ValueError: when ``cursor_secret`` is shorter than 16 bytes.
+        """
+        if manifest.policy_version is not None and manifest.policy_version != policy.version:
+            raise CatalogBuildError(
+                f"the catalog was built under policy version {manifest.policy_version} but the "
+                f"server runs policy version {policy.version}; rebuild the catalog (`make demo`)."
+            )
+        self.manifest = manifest
+        self.policy = policy
+        self.lake = lake
+        self._audit = audit
+        self._ledger = ledger or QueryLedger(None, window=policy.disclosure.ledger_window)
+        self._stdio_principal = stdio_principal
+        self._cursors = CursorCodec(
+            cursor_secret if cursor_secret is not None else secrets.token_bytes(32)
+        )
+        self._now = clock or (lambda: datetime.now(UTC))
+        self._risk = RiskTracker()
+        self._cache = _Cache(cache_entries)
+        if lineage is not None:
+            self._lineage = lineage
+        else:
+            try:
+                self._lineage = LineageEmitter.for_lake(lake)
+            except ValueError as exc:
+                raise CatalogBuildError(
+                    "lineage for a lake on object storage goes over HTTP: set OPENLINEAGE_URL"
+                ) from exc
+        self.datasets: dict[str, GovernedDataset] = {}
+        consent: dict[str, ConsentIndex] = {}
+        for dataset in manifest.datasets:
+            governed = self._govern(dataset, lake, storage_options, consent)
+            self.datasets[governed.key] = governed
+        self._servers: dict[str, MCPServer] = {}
+        self._apps: dict[str, Any] = {}
+        self._scopes: dict[str, dict[str, str]] = {}
+        self._resources: dict[str, frozenset[str]] = {}
+
+    # -- build ------------------------------------------------------------------------------
+
+    def _govern(
+        self,
+        dataset: CatalogDataset,
+        lake: str | Path,
+        storage_options: dict[str, str] | None,
+        consent: dict[str, ConsentIndex],
+    ) -> GovernedDataset:
+        rules = self.policy.dataset(dataset.audience, dataset.name)
+        where = f"{dataset.audience}/{dataset.name}"
+        if rules is None:
+            raise CatalogBuildError(
+                f"dataset {where} has no entry in the policy; add it to the policy and rebuild "
+                "the catalog."
+            )
+        declared = {c.name: c.column_class for c in dataset.columns}
+        if declared != rules.columns:
+            raise CatalogBuildError(
+                f"the columns or column classes of dataset {where} differ from the policy; "
+                "rebuild the catalog (`make demo`) or correct the policy."
+            )
+        uri = _table_uri(lake, dataset.path, dataset.name)
+        if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
+            raise CatalogBuildError(
+                f"dataset {dataset.name!r} has no Delta table at {uri}; rebuild the lake "
+                "and its catalog (`make demo`)."
+            )
+        index = None
+        if rules.consent:
+            if dataset.audience not in consent:
+                consent_uri = _table_uri(
+                    lake, f"gold/{dataset.audience}/{CONSENT_TABLE}", dataset.name
+                )
+                if not DeltaTable.is_deltatable(consent_uri, storage_options=storage_options):
+                    raise CatalogBuildError(
+                        f"dataset {where} is filtered by consent but the {dataset.audience} "
+                        "consent table is missing; rebuild the lake (`make demo`)."
+                    )
+                consent[dataset.audience] = ConsentIndex(consent_uri, storage_options)
+            index = consent[dataset.audience]
+            if dataset.column(PERSON_COLUMN) is None:
+                raise CatalogBuildError(
+                    f"dataset {where} is filtered by consent but has no {PERSON_COLUMN}"
+                )
+        return GovernedDataset(
+            dataset, rules, _PinnedTable(uri, dataset.delta_version, storage_options), uri, index
+        )
+
+    @property
+    def stdio_role(self) -> str:
+        """The role of the configured stdio principal.
+
+        Raises:
+            CatalogBuildError: when no stdio principal is configured.
+        """
+        if self._stdio_principal is None:
+            raise CatalogBuildError("no stdio identity is configured")
+        return self._stdio_principal.role
+
+    def roles(self) -> list[str]:
+        """Every role of the policy, in policy order."""
+        return list(self.policy.roles)
+
+    def server_for(self, role: str) -> MCPServer:
+        """The MCP server of one role (built once).
+
+        Raises:
+            CatalogBuildError: for a role the policy does not define, or a dataset whose
+                models cannot be generated.
+        """
+        if role not in self.policy.roles:
+            known = ", ".join(self.policy.roles)
+            raise CatalogBuildError(f"unknown role {role!r}; known roles: {known}")
+        if role not in self._servers:
+            self._servers[role] = self._build(role)
+        return self._servers[role]
+
+    def required_scope(self, role: str, tool: str) -> str | None:
+        """The scope a tool requires, or None when the role has no such tool."""
+        self.server_for(role)
+        return self._scopes[role].get(tool)
+
+    def resource_uris(self, role: str) -> frozenset[str]:
+        """The resource URIs ``role`` may read."""
+        self.server_for(role)
+        return self._resources[role]
+
+    def mcp_app(self, role: str) -> Any:
+        """The role's streamable-HTTP ASGI app (stateless, JSON responses), built once."""
+        if role not in self._apps:
+            self._apps[role] = self.server_for(role).streamable_http_app(
+                stateless_http=True, json_response=True
+            )
+        return self._apps[role]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        """Run every role app's session manager (the HTTP app's lifespan)."""
+        async with contextlib.AsyncExitStack() as stack:
+            for role in self.roles():
+                self.mcp_app(role)
+                await stack.enter_async_context(self.server_for(role).session_manager.run())
+            yield
+
+    def _build(self, role: str) -> MCPServer:
+        tools: list[Tool] = []
+        scopes: dict[str, str] = {}
+        visible: list[GovernedDataset] = []
+        for governed in self.datasets.values():
+            access = governed.policy.access.get(role)
+            if access is None or not (access.rows or access.aggregate):
+                continue
+            visible.append(governed)
+            if access.rows:
+                tool = self._query_tool(governed, role)
+                tools.append(tool)
+                scopes[tool.name] = governed.policy.read_scope
+            if access.aggregate and governed.policy.aggregation is not None:
+                tool = self._aggregate_tool(governed, role)
+                tools.append(tool)
+                scopes[tool.name] = governed.policy.aggregate_scope or governed.policy.read_scope
+        names = [t.name for t in tools]
+        if len(set(names)) != len(names):
+            raise CatalogBuildError(
+                f"two datasets visible to role {role!r} share a name; dataset names must be "
+                "unique across the audiences of a role."
+            )
+        if self.policy.audit_scope in self.policy.roles[role].scopes:
+            from mcp_catalog.audit_tools import audit_tools
+
+            for tool in audit_tools(self):
+                tools.append(tool)
+                scopes[tool.name] = self.policy.audit_scope
+        resources = self._resources_for(role, visible)
+        self._scopes[role] = scopes
+        self._resources[role] = frozenset(str(r.uri) for r in resources)
+        return _CatalogServer(
+            SERVER_NAME,
+            service=self,
+            role=role,
+            title="biofed catalog",
+            instructions=(
+                f"Read-only, governed access to the biofed lake for the {role} role: "
+                f"{len(visible)} datasets, each with a data card resource listed at "
+                f"{LISTING_URI}. Every call is checked against the access policy and audited."
+            ),
+            version=_server_version(),
+            tools=tools,
+            resources=resources,
+        )
+
+    def _resources_for(self, role: str, visible: list[GovernedDataset]) -> list[TextResource]:
+        resources = [
+            TextResource(
+                uri=LISTING_URI,
+                name="datasets",
+                title="Datasets",
+                description="Datasets offered to this role: name, title, description, tools, "
+                "row count, Delta version, last materialisation.",
+                mime_type=_JSON,
+                text=_json([_listing_entry(g, role) for g in visible]),
+            )
+        ]
+        resources += [
+            TextResource(
+                uri=card_uri(g.dataset),
+                name=f"{g.dataset.name}_card",
+                title=f"{g.dataset.title} (data card)",
+                description=f"Data card of {g.dataset.name}: columns this role sees, policy, "
+                "owner, freshness, quality and lineage.",
+                mime_type=_JSON,
+                text=_json(data_card(g, role)),
+            )
+            for g in visible
+        ]
+        return resources
+
+    # -- principals, audit ------------------------------------------------------------------
+
+    def principal_of(self, context: Any) -> Principal | None:
+        """Who is calling: the verified principal of an HTTP request, else the configured
+        stdio principal; None when neither exists (the call is refused)."""
+        request = None
+        if context is not None:
+            with contextlib.suppress(Exception):
+                request = context.request_context.request
+        if request is not None:
+            principal = getattr(request, "scope", {}).get(PRINCIPAL_SCOPE_KEY)
+            return principal if isinstance(principal, Principal) else None
+        return self._stdio_principal
+
+    def audit(self, call: _Call, decision: str, reason: str, *, detail: str | None = None) -> None:
+        """Append the audit record of one call (raises :class:`AuditWriteError`)."""
+        p = call.principal
+        self._audit.append(
+            AuditEvent(
+                correlation_id=call.correlation_id,
+                transport=p.transport if p else "stdio",
+                principal=p.subject if p else None,
+                client_id=p.client_id if p else None,
+                role=p.role if p else None,
+                purpose=p.purpose if p else None,
+                protocol=p.protocol if p else None,
+                action=call.action,
+                dataset=call.dataset,
+                arguments=call.arguments,
+                decision=decision,  # type: ignore[arg-type]
+                reason=reason,
+                rows=call.rows,
+                columns=call.columns,
+                masked_columns=call.masked,
+                result_sha256=call.result_sha256,
+                subjects=call.subjects,
+                risk_score=call.risk_score,
+                risk_reasons=call.risk_reasons,
+                break_glass=call.break_glass,
+                cached=call.cached,
+                delta_version=call.delta_version,
+                duration_ms=round((time.perf_counter() - call.started) * 1000, 3),
+                detail=detail,
+            )
+        )
+
+    def audit_http(
+        self,
+        *,
+        correlation_id: str,
+        action: str,
+        decision: str,
+        reason: str,
+        http_status: int,
+        principal: Principal | None = None,
+        subject: str | None = None,
+        client_id: str | None = None,
+    ) -> None:
+        """Append the audit record of an HTTP-level decision (a refusal, or a protocol
+        request that reached no tool). Raises :class:`AuditWriteError`."""
+        self._audit.append(
+            AuditEvent(
+                kind="http_refusal" if decision != "allow" else "request",
+                correlation_id=correlation_id,
+                transport="http",
+                principal=principal.subject if principal else subject,
+                client_id=principal.client_id if principal else client_id,
+                role=principal.role if principal else None,
+                purpose=principal.purpose if principal else None,
+                protocol=principal.protocol if principal else None,
+                action=action,
+                decision=decision,  # type: ignore[arg-type]
+                reason=reason,
+                http_status=http_status,
+            )
+        )
+
+    def append_event(self, event: AuditEvent) -> None:
+        """Append a prepared audit event (reviews, alerts)."""
+        self._audit.append(event)
+
+    @property
+    def audit_log(self) -> AuditLog:
+        """The audit log (for the compliance tools)."""
+        return self._audit
+
+    # -- the gate ---------------------------------------------------------------------------
+
+    def _run(
+        self,
+        call: _Call,
+        governed: GovernedDataset | None,
+        scope: str,
+        body: Callable[[_Call], BaseModel],
+    ) -> BaseModel:
+        """Check who is calling, run ``body`` and audit the outcome, failing closed."""
+        try:
+            self._authorise(call, governed, scope)
+            result = body(call)
+        except Denied as denied:
+            self._risk.denied(call.principal.key if call.principal else "anonymous")
+            self._refuse(call, denied)
         except ToolError:
             raise
         except Exception:
             # The exception text may hold a path, a value or internals: it stays in the log.
-            correlation_id = uuid.uuid4().hex
-            logger.exception("%s failed; correlation id %s", name, correlation_id)
-            raise ToolError(INTERNAL_ERROR_MESSAGE.format(correlation_id=correlation_id)) from None
+            logger.exception("%s failed; correlation id %s", call.action, call.correlation_id)
+            with contextlib.suppress(AuditWriteError):
+                self.audit(call, "error", "internal_error")
+            raise ToolError(
+                INTERNAL_ERROR_MESSAGE.format(correlation_id=call.correlation_id)
+            ) from None
+        try:
+            self.audit(call, "allow", "ok")
+        except AuditWriteError:
+            logger.error("audit write failed; correlation id %s", call.correlation_id)
+            raise ToolError(
+                AUDIT_UNAVAILABLE_MESSAGE.format(correlation_id=call.correlation_id)
+            ) from None
+        return result
 
-    run_query.__name__ = name
+    def _refuse(self, call: _Call, denied: Denied) -> None:
+        try:
+            self.audit(call, "deny", denied.reason)
+            if denied.reason.startswith("break_glass"):
+                self._alert(call, denied.reason)
+        except AuditWriteError:
+            raise ToolError(
+                AUDIT_UNAVAILABLE_MESSAGE.format(correlation_id=call.correlation_id)
+            ) from None
+        raise ToolError(f"{denied.message} (correlation id {call.correlation_id})") from None
+
+    def _alert(self, call: _Call, reason: str) -> None:
+        p = call.principal
+        self._audit.append(
+            AuditEvent(
+                kind="security_alert",
+                correlation_id=call.correlation_id,
+                transport=p.transport if p else "stdio",
+                principal=p.subject if p else None,
+                client_id=p.client_id if p else None,
+                role=p.role if p else None,
+                purpose=p.purpose if p else None,
+                action=call.action,
+                dataset=call.dataset,
+                decision="deny",
+                reason=reason,
+                risk_score=max(call.risk_score, self.policy.risk.refuse_at),
+                risk_reasons=call.risk_reasons,
+                detail="A break-glass claim that does not qualify was presented.",
+            )
+        )
+
+    def _authorise(self, call: _Call, governed: GovernedDataset | None, scope: str) -> None:
+        principal = call.principal
+        if principal is None:
+            raise Denied("no_principal", "the caller could not be identified")
+        if scope not in principal.scopes:
+            raise Denied("insufficient_scope", f"this tool requires the scope {scope}")
+        if governed is None:
+            return
+        rules = governed.policy
+        if principal.purpose not in rules.purposes:
+            call.risk_score, reasons = self._score(call, RiskFeatures(purpose_mismatch=True))
+            raise Denied(
+                "purpose_not_allowed",
+                f"the purpose of use {principal.purpose} is not allowed for this dataset; "
+                f"allowed purposes: {', '.join(rules.purposes)}",
+            )
+        access = rules.access.get(principal.role)
+        if access is not None and access.break_glass_only and call.action.startswith("query_"):
+            if principal.break_glass_problem is not None:
+                self._score(call, RiskFeatures(break_glass_invalid=True))
+                raise Denied(
+                    principal.break_glass_problem,
+                    "the break-glass claim of this token is not valid; this was reported",
+                )
+            grant = principal.break_glass
+            if grant is None:
+                raise Denied(
+                    "break_glass_required",
+                    "identified records are released only under a break-glass grant",
+                )
+            if not grant.active(self._now()):
+                raise Denied("break_glass_expired", "the break-glass grant is not active now")
+
+    def _score(self, call: _Call, features: RiskFeatures) -> tuple[int, list[str]]:
+        key = call.principal.key if call.principal else "anonymous"
+        scored = self._risk.score(key, features)
+        call.risk_score = scored.score
+        call.risk_reasons = list(scored.reasons)
+        return scored.score, list(scored.reasons)
+
+    def _check_risk(self, call: _Call, features: RiskFeatures) -> None:
+        score, _ = self._score(call, features)
+        if score >= self.policy.risk.refuse_at:
+            raise Denied(
+                "risk_threshold",
+                "the request was refused as high risk and reported; narrow it or ask a "
+                "compliance officer",
+            )
+
+    def _consented(
+        self, governed: GovernedDataset, principal: Principal
+    ) -> tuple[int, pl.Series | None]:
+        """The consent version and the permitted pseudonyms (None: no consent filter)."""
+        scope = self.policy.purposes[principal.purpose].consent_scope
+        if governed.consent is None or scope is None:
+            return -1, None
+        return governed.consent.permitted(scope)
+
+    # -- query tools ------------------------------------------------------------------------
+
+    def _query_tool(self, governed: GovernedDataset, role: str) -> Tool:
+        view = governed.role_view(role)
+        try:
+            query = DatasetQuery.for_dataset(view)
+        except ValueError as exc:
+            raise CatalogBuildError(f"{exc}; rebuild the catalog (`make demo`).") from exc
+        masked = governed.masked(role)
+        rules = governed.policy
+        classes = {c.name: c.column_class for c in governed.dataset.columns}
+        free_text = {n for n, k in classes.items() if k == "free_text"}
+        text_columns = {c.name for c in view.columns if c.type == "string"}
+        name = tool_name(view)
+
+        def body(call: _Call, arguments: dict[str, Any]) -> BaseModel:
+            principal = call.principal
+            assert principal is not None
+            try:
+                parsed = query.parse(arguments)
+            except QueryError as exc:
+                raise Denied("validation_error", str(exc)) from None
+            selected = query.selected(parsed)
+            limit: int = parsed.limit  # type: ignore[attr-defined]
+            grant = principal.break_glass if rules.access[role].break_glass_only else None
+            self._check_risk(
+                call,
+                RiskFeatures(
+                    direct_identifiers=sum(classes[c] == "direct_identifier" for c in selected),
+                    quasi_identifiers=sum(classes[c] == "quasi_identifier" for c in selected),
+                    rows_requested=limit,
+                    break_glass=grant is not None,
+                ),
+            )
+            # Cursors are bound to the caller as well as to the query.
+            query_hash = query_fingerprint(
+                "\x00".join(
+                    (query.canonical(parsed), principal.key, principal.role, principal.purpose)
+                )
+            )
+            offset = 0
+            cursor = parsed.cursor  # type: ignore[attr-defined]
+            if cursor is not None:
+                try:
+                    offset = self._cursors.decode(
+                        cursor,
+                        dataset=view.name,
+                        delta_version=view.delta_version,
+                        query_hash=query_hash,
+                    )
+                except CursorError as exc:
+                    raise Denied("invalid_cursor", str(exc)) from None
+            consent_version, consented = self._consented(governed, principal)
+            cache_key = None
+            if grant is None:
+                cache_key = _fingerprint(
+                    [
+                        governed.key,
+                        view.delta_version,
+                        consent_version,
+                        query.canonical(parsed),
+                        offset,
+                        principal.role,
+                        principal.purpose,
+                    ]
+                )
+                hit = self._cache.get(cache_key)
+                if hit is not None:
+                    page, subjects, rows = hit
+                    call.cached = True
+                    return self._finish_query(call, query, page, subjects, rows, selected, masked)
+            frame, schema = governed.table.scan()
+            if consented is not None:
+                frame = frame.filter(pl.col(PERSON_COLUMN).is_in(consented.implode()))
+            if grant is not None:
+                frame = frame.filter(pl.col(rules.subject_column) == grant.patient)
+            # The people behind the rows are recorded for the accounting of disclosures,
+            # whether or not the caller selected the pseudonym column.
+            extra = (
+                [PERSON_COLUMN] if PERSON_COLUMN in schema and PERSON_COLUMN not in selected else []
+            )
+            planned = (
+                _plan_with(query, frame, schema, parsed, offset, extra)
+                if extra
+                else query.plan(frame, schema, parsed, offset)
+            )
+            window = planned.collect()
+            subjects_frame = window.head(limit)
+            subjects = (
+                subjects_frame.get_column(PERSON_COLUMN).drop_nulls().unique().sort().to_list()
+                if PERSON_COLUMN in subjects_frame.columns
+                else []
+            )
+            rows = rows_as_json(subjects_frame.select(selected), view)
+            shaped = shape_rows(
+                rows,
+                text_columns=text_columns & set(selected),
+                free_text_columns=free_text & set(selected),
+                max_field_chars=self.policy.limits.max_field_chars,
+                max_bytes=self.policy.limits.max_page_bytes,
+            )
+            kept = len(shaped.rows)
+            more = window.height > limit or shaped.truncated
+            next_cursor = (
+                self._cursors.encode(
+                    dataset=view.name,
+                    delta_version=view.delta_version,
+                    query_hash=query_hash,
+                    offset=offset + kept,
+                )
+                if more and kept > 0
+                else None
+            )
+            if shaped.truncated and kept < len(subjects_frame):
+                # Only the people whose rows left are disclosed.
+                kept_frame = subjects_frame.head(kept)
+                subjects = (
+                    kept_frame.get_column(PERSON_COLUMN).drop_nulls().unique().sort().to_list()
+                    if PERSON_COLUMN in kept_frame.columns
+                    else []
+                )
+            tag = None
+            if grant is not None:
+                tag = BreakGlassTag(
+                    patient=grant.patient,
+                    reason=grant.reason,
+                    expires=grant.expires,
+                    notice="Released under a break-glass grant: identified data of one patient, "
+                    "for treatment only. This access is logged and reviewed.",
+                )
+                call.break_glass = {
+                    "patient": _patient_reference(grant.patient),
+                    "reason": grant.reason,
+                    "expires": grant.expires.isoformat(),
+                }
+            result = query.page(
+                shaped.rows,
+                truncated=more,
+                next_cursor=next_cursor,
+                freshness=current_freshness(view, now=self._now()),
+                correlation_id=call.correlation_id,
+                masked_columns=masked,
+                untrusted_columns=sorted(free_text & set(selected)),
+                flagged_columns=shaped.flagged_columns,
+                break_glass=tag,
+            )
+            page = result.model_dump(mode="json")
+            if cache_key is not None and not shaped.flagged_columns:
+                self._cache.put(cache_key, (page, subjects, kept), len(json.dumps(page)))
+            self._lineage.read(
+                job=f"mcp.{name}",
+                dataset=LineageDataset(uri=governed.table_uri, version=str(view.delta_version)),
+            )
+            if grant is not None:
+                self._review(call, grant)
+            return self._finish_query(call, query, page, subjects, kept, selected, masked)
+
+        def run_query(arguments: dict[str, Any], ctx: Context) -> BaseModel:
+            call = _Call(
+                self.principal_of(ctx),
+                name,
+                dataset=governed.key,
+                arguments=redact_arguments(arguments),
+                delta_version=view.delta_version,
+            )
+            return self._run(call, governed, rules.read_scope, lambda c: body(c, arguments))
+
+        return _tool(
+            run_query,
+            name,
+            title=view.title,
+            description=_describe(view, masked, rules),
+            parameters=query.input_schema(),
+            arg_model=query.arguments_model,
+            result_model=query.result_model,
+            output_schema=query.output_schema(),
+        )
+
+    def _finish_query(
+        self,
+        call: _Call,
+        query: DatasetQuery,
+        page: dict[str, Any],
+        subjects: list[str],
+        rows: int,
+        selected: list[str],
+        masked: list[str],
+    ) -> BaseModel:
+        page = {**page, "correlation_id": call.correlation_id}
+        call.rows = rows
+        call.columns = selected
+        call.masked = masked
+        cap = self.policy.limits.audit_subjects_cap
+        call.subjects = subjects[:cap]
+        call.result_sha256 = _fingerprint(page["rows"])
+        return query.result_model.model_validate(page)
+
+    def _review(self, call: _Call, grant: Any) -> None:
+        p = call.principal
+        assert p is not None
+        self._audit.append(
+            AuditEvent(
+                kind="break_glass_review",
+                correlation_id=call.correlation_id,
+                transport=p.transport,
+                principal=p.subject,
+                client_id=p.client_id,
+                role=p.role,
+                purpose=p.purpose,
+                action=call.action,
+                dataset=call.dataset,
+                decision="allow",
+                reason="break_glass_review",
+                break_glass=call.break_glass,
+                detail="Identified data was released under a break-glass grant; review the "
+                "reason against the care record.",
+            )
+        )
+
+    # -- aggregate tools --------------------------------------------------------------------
+
+    def _aggregate_tool(self, governed: GovernedDataset, role: str) -> Tool:
+        rules = governed.policy
+        assert rules.aggregation is not None
+        try:
+            spec = AggregateQuery.for_dataset(governed.dataset, rules.aggregation)
+        except ValueError as exc:
+            raise CatalogBuildError(f"{exc}; correct the policy's aggregation.") from exc
+        dataset = governed.dataset
+        name = aggregate_tool_name(dataset)
+        k = rules.min_cell_size
+
+        def body(call: _Call, arguments: dict[str, Any]) -> BaseModel:
+            principal = call.principal
+            assert principal is not None
+            try:
+                parsed = spec.parse(arguments)
+            except QueryError as exc:
+                raise Denied("validation_error", str(exc)) from None
+            group_by: list[str] = list(parsed.group_by)  # type: ignore[attr-defined]
+            measures = [Measure(m.column, m.stat) for m in getattr(parsed, "measures", None) or ()]
+            self._check_risk(call, RiskFeatures())
+            _, consented = self._consented(governed, principal)
+            frame, schema = governed.table.scan()
+            if consented is not None:
+                frame = frame.filter(pl.col(PERSON_COLUMN).is_in(consented.implode()))
+            conditions = spec.filters.conditions(parsed, schema)
+            if conditions:
+                frame = frame.filter(*conditions)
+            needed = list(dict.fromkeys([PERSON_COLUMN, *group_by, *(m.column for m in measures)]))
+            collected = frame.select(needed).collect()
+            try:
+                outcome = aggregate(
+                    collected,
+                    group_by=group_by,
+                    measures=measures,
+                    min_cell=k,
+                    max_cells=self.policy.disclosure.max_group_cells,
+                )
+            except ValueError as exc:
+                raise Denied("validation_error", str(exc)) from None
+            decision = self._ledger.check_and_record(
+                principal.key, governed.key, outcome.population, min_difference=k
+            )
+            if not decision.allowed:
+                self._score(call, RiskFeatures(near_duplicate_population=True))
+                raise Denied(
+                    "differencing_suspected",
+                    f"this aggregate differs from an earlier one of yours by fewer than {k} "
+                    "people, which could single someone out; it was refused and reported",
+                )
+            self._lineage.read(
+                job=f"mcp.{name}",
+                dataset=LineageDataset(uri=governed.table_uri, version=str(dataset.delta_version)),
+            )
+            result = spec.result_model.model_validate(
+                {
+                    "cells": outcome.cells,
+                    "total_people": outcome.total_people,
+                    "total_records": outcome.total_records,
+                    "min_cell_size": k,
+                    "suppressed_cells": outcome.suppressed_cells,
+                    "complementary_cells": outcome.complementary_cells,
+                    "delta_version": dataset.delta_version,
+                    "as_of": dataset.last_materialized.isoformat(),
+                    "freshness": current_freshness(dataset, now=self._now()),
+                    "correlation_id": call.correlation_id,
+                }
+            )
+            call.rows = len(outcome.cells)
+            call.columns = [*group_by, *(f"{m.stat}_{m.column}" for m in measures)]
+            call.result_sha256 = _fingerprint(result.model_dump(mode="json")["cells"])
+            return result
+
+        def run_aggregate(arguments: dict[str, Any], ctx: Context) -> BaseModel:
+            call = _Call(
+                self.principal_of(ctx),
+                name,
+                dataset=governed.key,
+                arguments=redact_arguments(arguments),
+                delta_version=dataset.delta_version,
+            )
+            return self._run(
+                call,
+                governed,
+                rules.aggregate_scope or rules.read_scope,
+                lambda c: body(c, arguments),
+            )
+
+        dims = ", ".join(rules.aggregation.dimensions)
+        description = (
+            f"{dataset.description.strip()}\n\nCounts of people and records in {dataset.name}, "
+            f"grouped by up to three of: {dims}. Groups with fewer than {k} people are "
+            "suppressed, with complementary suppression so they cannot be derived from the "
+            "total."
+        )
+        if rules.aggregation.measures:
+            description += (
+                f" Mean, median and quartiles of {', '.join(rules.aggregation.measures)} are "
+                "given for large enough groups."
+            )
+        return _tool(
+            run_aggregate,
+            name,
+            title=f"{dataset.title} (aggregates)",
+            description=description,
+            parameters=spec.input_schema(),
+            arg_model=spec.arguments_model,
+            result_model=spec.result_model,
+            output_schema=spec.output_schema(),
+        )
+
+
+def _plan_with(
+    query: DatasetQuery,
+    frame: pl.LazyFrame,
+    schema: pl.Schema,
+    parsed: BaseModel,
+    offset: int,
+    extra: list[str],
+) -> pl.LazyFrame:
+    """The query's plan, keeping ``extra`` columns beside the selection (for the audit)."""
+    selected = query.selected(parsed)
+    widened = parsed.model_copy(update={"select": [*selected, *extra]})
+    return query.plan(frame, schema, widened, offset)
+
+
+def _patient_reference(patient: str) -> str:
+    """A stable, non-reversible reference to a patient id for the audit record."""
+    return "sha256:" + hashlib.sha256(f"biofed-patient:{patient}".encode()).hexdigest()[:32]
+
+
+def _tool(
+    fn: Callable[..., BaseModel],
+    name: str,
+    *,
+    title: str,
+    description: str,
+    parameters: dict[str, Any],
+    arg_model: type[BaseModel],
+    result_model: type[BaseModel],
+    output_schema: dict[str, Any],
+) -> Tool:
+    fn.__name__ = name
     metadata = _RawArguments(
         # Documents the arguments for anyone introspecting the tool; the SDK never validates
         # with it because ``validate_arguments`` is overridden.
-        arg_model=create_model(f"{name}_arguments", __base__=(query.arguments_model, ArgModelBase)),
-        output_model=query.result_model,
-        output_schema=query.output_schema(),
+        arg_model=create_model(f"{name}_arguments", __base__=(arg_model, ArgModelBase)),
+        output_model=result_model,
+        output_schema=output_schema,
     )
     return Tool(
-        fn=run_query,
+        fn=fn,
         name=name,
-        title=dataset.title,
-        description=_describe(dataset),
-        parameters=query.input_schema(),
+        title=title,
+        description=description,
+        parameters=parameters,
         fn_metadata=metadata,
         is_async=False,
+        context_kwarg="ctx",
         annotations=ToolAnnotations(
-            title=dataset.title,
+            title=title,
             read_only_hint=True,
             destructive_hint=False,
             idempotent_hint=True,
@@ -221,15 +1205,37 @@ def _query_tool(
     )
 
 
-def data_card(dataset: CatalogDataset) -> dict[str, Any]:
-    """What a client may know about a dataset (never its storage path)."""
+def _describe(dataset: CatalogDataset, masked: list[str], rules: DatasetPolicy) -> str:
+    lines = [dataset.description.strip(), "", "Columns:"]
+    lines += [f"- {c.name} ({c.type}): {c.description}" for c in dataset.columns]
+    if masked:
+        lines += ["", f"Withheld from this role by policy: {', '.join(masked)}."]
+    if rules.consent:
+        lines += ["", "Only people whose consent covers the purpose of use are included."]
+    if any(a.break_glass_only for a in rules.access.values()):
+        lines += [
+            "",
+            "Rows are released only under an active break-glass grant, for the granted "
+            "patient only.",
+        ]
+    return "\n".join(lines)
+
+
+def data_card(governed: GovernedDataset, role: str) -> dict[str, Any]:
+    """What a role may know about a dataset (never its storage path)."""
+    dataset, rules = governed.dataset, governed.policy
+    access = rules.access[role]
+    visible = set(rules.visible_columns(role))
     return {
         "name": dataset.name,
         "title": dataset.title,
         "description": dataset.description,
         "owner": dataset.owner,
         "audience": dataset.audience,
-        "tool": tool_name(dataset),
+        "tools": {
+            "query": tool_name(dataset) if access.rows else None,
+            "aggregate": aggregate_tool_name(dataset) if access.aggregate else None,
+        },
         "uri": card_uri(dataset),
         "key": list(dataset.key),
         "columns": [
@@ -238,40 +1244,61 @@ def data_card(dataset: CatalogDataset) -> dict[str, Any]:
                 "type": column.type,
                 "description": column.description,
                 "class": column.column_class,
+                "visible": column.name in visible,
                 "filterable": column.filterable,
                 "sortable": column.sortable,
                 "enum": column.enum,
             }
             for column in dataset.columns
         ],
+        "policy": {
+            "purposes": list(rules.purposes),
+            "consent": (
+                "rows and counts include only people whose consent covers the purpose"
+                if rules.consent
+                else "not consent-filtered (treatment under a break-glass grant)"
+            ),
+            "row_cap": rules.row_cap,
+            "min_cell_size": rules.min_cell_size,
+            "break_glass_only": access.break_glass_only,
+            "aggregate_dimensions": (
+                list(rules.aggregation.dimensions) if rules.aggregation else []
+            ),
+        },
         "row_count": dataset.row_count,
         "delta_version": dataset.delta_version,
         "last_materialized": dataset.last_materialized.isoformat(),
         "upstream": list(dataset.upstream),
-        "max_limit": dataset.max_limit,
+        "max_limit": min(dataset.max_limit, rules.row_cap),
         "freshness": _dump(dataset.freshness),
         "quality": _dump(dataset.quality),
     }
 
 
+def _listing_entry(governed: GovernedDataset, role: str) -> dict[str, Any]:
+    dataset = governed.dataset
+    access = governed.policy.access[role]
+    return {
+        "name": dataset.name,
+        "title": dataset.title,
+        "description": dataset.description,
+        "row_count": dataset.row_count,
+        "delta_version": dataset.delta_version,
+        "last_materialized": dataset.last_materialized.isoformat(),
+        "uri": card_uri(dataset),
+        "tools": [
+            name
+            for name, allowed in (
+                (tool_name(dataset), access.rows),
+                (aggregate_tool_name(dataset), access.aggregate),
+            )
+            if allowed
+        ],
+    }
+
+
 def _dump(block: BaseModel | None) -> dict[str, Any] | None:
     return None if block is None else block.model_dump(mode="json")
-
-
-def _listing(datasets: list[CatalogDataset]) -> list[dict[str, Any]]:
-    return [
-        {
-            "name": dataset.name,
-            "title": dataset.title,
-            "description": dataset.description,
-            "row_count": dataset.row_count,
-            "delta_version": dataset.delta_version,
-            "last_materialized": dataset.last_materialized.isoformat(),
-            "uri": card_uri(dataset),
-            "tool": tool_name(dataset),
-        }
-        for dataset in datasets
-    ]
 
 
 def _json(value: Any) -> str:
@@ -283,105 +1310,31 @@ def build_server(
     lake: str | Path,
     *,
     role: str = "researcher",
-    storage_options: dict[str, str] | None = None,
-    cursor_secret: bytes | None = None,
-    lineage: LineageEmitter | None = None,
+    policy: Policy,
+    audit: AuditLog,
+    principal: Principal | None = None,
+    **options: Any,
 ) -> MCPServer:
-    """Build the read-only catalog server for one role.
+    """Build the governed catalog server of one role, calling as ``principal``.
 
-    Nothing is read at build time except a check that each visible dataset's Delta table
-    exists; rows are read per call, at the version the manifest pins.
+    A convenience over :class:`CatalogService` for stdio and in-memory use.
 
     Args:
         manifest: the validated catalog.
-        lake: the lake root (a local folder or an object-store URI such as ``s3://bucket/lake``).
-        role: the role the server runs as; it decides which audiences' views are served.
-        storage_options: passed to delta-rs for object stores.
-        cursor_secret: HMAC key for paging cursors (at least 16 bytes); random per process
-            when None, so cursors do not survive a restart.
-        lineage: where each query's OpenLineage read event goes; by default the lake's
-            ``_lineage/events.ndjson``, or ``OPENLINEAGE_URL`` when set.
+        lake: the lake root.
+        role: the role whose tools are served.
+        policy: the access policy.
+        audit: the audit log.
+        principal: who calls (the stdio configuration); calls are refused when None.
+        **options: passed to :class:`CatalogService`.
 
     Returns:
         The server, ready for ``run()`` or an in-memory ``Client``.
 
     Raises:
-        UnknownRoleError: when ``role`` is not a known role.
-        CatalogBuildError: when a dataset's table is missing, its path leaves the lake, its
-            key is not among its columns, or two visible datasets share a name.
-        ValueError: when ``cursor_secret`` is shorter than 16 bytes.
+        CatalogBuildError: see :class:`CatalogService`.
     """
-    audiences = audiences_for(role)
-    datasets = [d for d in manifest.datasets if d.audience in audiences]
-    cursors = CursorCodec(cursor_secret if cursor_secret is not None else secrets.token_bytes(32))
-    if lineage is not None:
-        emitter = lineage
-    else:
-        try:
-            emitter = LineageEmitter.for_lake(lake)
-        except ValueError as exc:
-            raise CatalogBuildError(
-                "lineage for a lake on object storage goes over HTTP: set OPENLINEAGE_URL"
-            ) from exc
-
-    seen: set[str] = set()
-    tools: list[Tool] = []
-    for dataset in datasets:
-        if dataset.name in seen:
-            raise CatalogBuildError(
-                f"two datasets visible to role {role!r} are called {dataset.name!r}; "
-                "dataset names must be unique across the audiences of a role."
-            )
-        seen.add(dataset.name)
-        table_uri = _table_uri(lake, dataset)
-        if not DeltaTable.is_deltatable(table_uri, storage_options=storage_options):
-            raise CatalogBuildError(
-                f"dataset {dataset.name!r} has no Delta table at {table_uri}; rebuild the lake "
-                "and its catalog (`make demo`)."
-            )
-        try:
-            query = DatasetQuery.for_dataset(dataset)
-        except ValueError as exc:
-            raise CatalogBuildError(f"{exc}; rebuild the catalog (`make demo`).") from exc
-        table = _PinnedTable(table_uri, dataset.delta_version, storage_options)
-        tools.append(_query_tool(query, table, cursors, emitter, table_uri))
-
-    resources = [
-        TextResource(
-            uri=LISTING_URI,
-            name="datasets",
-            title="Datasets",
-            description=(
-                "Datasets offered here: name, title, description, row count, Delta version, "
-                "last materialisation."
-            ),
-            mime_type=_JSON,
-            text=_json(_listing(datasets)),
-        )
-    ]
-    resources += [
-        TextResource(
-            uri=card_uri(dataset),
-            name=f"{dataset.name}_card",
-            title=f"{dataset.title} (data card)",
-            description=(
-                f"Data card of {dataset.name}: columns, key, owner, freshness and lineage."
-            ),
-            mime_type=_JSON,
-            text=_json(data_card(dataset)),
-        )
-        for dataset in datasets
-    ]
-    audience_list = ", ".join(audiences)
-    return MCPServer(
-        SERVER_NAME,
-        title="biofed catalog",
-        instructions=(
-            f"Read-only access to {len(datasets)} governed datasets of the biofed lake for the "
-            f"{audience_list} audience: each has a query tool and a data card resource, and "
-            f"{LISTING_URI} lists them."
-        ),
-        version=_server_version(),
-        tools=tools,
-        resources=resources,
+    service = CatalogService(
+        manifest, lake, policy=policy, audit=audit, stdio_principal=principal, **options
     )
+    return service.server_for(role)

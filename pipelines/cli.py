@@ -8,6 +8,7 @@ import argparse
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 DEFAULT_CONTRACT = Path(__file__).resolve().parent.parent / "mcp_catalog" / "contract.json"
@@ -149,30 +150,172 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from mcp_catalog.serve import run_stdio
+    from mcp_catalog.config import ConfigError, load_config
+    from mcp_catalog.serve import Identity, run_http, run_stdio
 
-    run_stdio(args.lake, args.role)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"biofed serve: {exc}", file=sys.stderr)
+        return 2
+    http = config.http.model_copy(
+        update={
+            k: v
+            for k, v in {
+                "host": args.host,
+                "port": args.port,
+                "tls_cert": args.tls_cert,
+                "tls_key": args.tls_key,
+            }.items()
+            if v is not None
+        }
+    )
+    config = config.model_copy(update={"http": http})
+    if args.http or config.transport == "http":
+        run_http(args.lake, config=config, accept_contract=args.accept_contract)
+        return 0
+    identity = Identity(
+        principal=args.principal, role=args.role, purpose=args.purpose, protocol=args.protocol
+    )
+    run_stdio(args.lake, config=config, identity=identity, accept_contract=args.accept_contract)
     return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from mcp_catalog.auth import issue_dev_token
+    from mcp_catalog.config import ConfigError, load_config
+    from mcp_catalog.policy import PolicyError, load_policy
+    from mcp_catalog.principal import PrincipalError, check_purpose
+    from mcp_catalog.serve import policy_path
+
+    try:
+        config = load_config(args.config)
+        policy = load_policy(policy_path(config))
+        check_purpose(policy, args.role, args.purpose, args.protocol, datetime.now(UTC))
+    except (ConfigError, PolicyError, PrincipalError) as exc:
+        print(f"biofed token issue: {exc}", file=sys.stderr)
+        return 2
+    if config.auth.issuer != "biofed-dev":
+        print(
+            "biofed token issue: the configuration trusts another issuer; get tokens from it.",
+            file=sys.stderr,
+        )
+        return 2
+    scopes = args.scope or policy.roles[args.role].scopes
+    token = issue_dev_token(
+        Path(args.lake),
+        subject=args.subject,
+        role=args.role,
+        purpose=args.purpose,
+        audience=config.audience(),
+        scopes=scopes,
+        protocol=args.protocol,
+        ttl_seconds=args.ttl,
+        break_glass_patient=args.break_glass_patient,
+        break_glass_reason=args.break_glass_reason,
+        break_glass_minutes=args.break_glass_minutes,
+    )
+    print(token)
+    return 0
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from mcp_catalog.scan import main as scan_main
+
+    argv = []
+    for flag, value in (
+        ("--config", args.config),
+        ("--policy", args.policy),
+        ("--lake", args.lake),
+    ):
+        if value is not None:
+            argv += [flag, value]
+    return scan_main(argv)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from mcp_catalog.audit import AuditError
+    from mcp_catalog.serve import open_audit
+
+    try:
+        log = open_audit(args.lake)
+        if args.audit_command == "verify":
+            report = log.verify()
+            if report.ok:
+                print(f"Audit chain verified: {report.records} records, no gap, no edit.")
+                return 0
+            print(f"Audit chain BROKEN at line {report.first_bad}: {report.problem}")
+            return 1
+        if args.audit_command == "export":
+            count = log.export_fhir(Path(args.out))
+            print(f"Wrote {count} FHIR AuditEvent resources to {args.out}.")
+            return 0
+        return _alerts(log, args)
+    except AuditError as exc:
+        print(f"biofed audit: {exc}", file=sys.stderr)
+        return 2
+
+
+def _alerts(log, args: argparse.Namespace) -> int:
+    import json
+
+    from mcp_catalog.policy import load_policy
+
+    threshold = args.min_risk if args.min_risk is not None else load_policy().risk.alert_at
+    seen: set[int] = set()
+    since = datetime.fromisoformat(args.since) if args.since else None
+    while True:
+        found = log.alerts(min_risk=threshold, since=since, limit=args.limit)
+        for record in reversed(found):
+            if record["seq"] in seen:
+                continue
+            seen.add(record["seq"])
+            print(
+                json.dumps(
+                    {
+                        k: record.get(k)
+                        for k in (
+                            "time",
+                            "seq",
+                            "kind",
+                            "principal",
+                            "role",
+                            "purpose",
+                            "action",
+                            "dataset",
+                            "decision",
+                            "reason",
+                            "risk_score",
+                            "risk_reasons",
+                            "correlation_id",
+                        )
+                    }
+                ),
+                flush=True,
+            )
+        if not args.follow:
+            return 0
+        time.sleep(1.0)
 
 
 def _snapshot(args: argparse.Namespace) -> int:
     import anyio
 
-    from mcp_catalog.contract import contract_json, render_contract
-    from mcp_catalog.manifest import ManifestError, load_manifest
-    from mcp_catalog.server import build_server
+    from mcp_catalog.config import load_config
+    from mcp_catalog.contract import contract_json, contract_sha256, render_contracts
+    from mcp_catalog.serve import ServeError, open_service
 
     try:
-        manifest = load_manifest(Path(args.lake) / "_catalog" / "manifest.json")
-    except ManifestError as exc:
-        print(exc, file=sys.stderr)
+        service = open_service(args.lake, load_config(args.config))
+    except ServeError as exc:
+        print(f"biofed catalog snapshot: {exc}", file=sys.stderr)
         return 2
-    server = build_server(manifest, args.lake, role=args.role)
-    text = contract_json(anyio.run(render_contract, server))
+    rendered = anyio.run(render_contracts, service)
+    text = contract_json(rendered)
     out = Path(args.out)
     changed = not out.exists() or out.read_text() != text
     out.write_text(text)
-    print(f"{'Updated' if changed else 'Unchanged'}: {out}")
+    print(f"{'Updated' if changed else 'Unchanged'}: {out} (sha256 {contract_sha256(rendered)})")
     return 0
 
 
@@ -238,10 +381,65 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--report", default="reports")
     demo.set_defaults(func=_demo)
 
-    serve = sub.add_parser("serve", help="run the MCP catalog server over stdio")
+    serve = sub.add_parser(
+        "serve", help="run the MCP catalog server (stdio, or OAuth-protected HTTP with --http)"
+    )
     serve.add_argument("--lake", default=lake_default)
-    serve.add_argument("--role", default=os.environ.get("BIOFED_ROLE", "researcher"))
+    serve.add_argument("--config", help="server configuration (default: the shipped one)")
+    serve.add_argument("--http", action="store_true", help="serve streamable HTTP")
+    serve.add_argument("--host", help="HTTP bind address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="HTTP port (default 8765)")
+    serve.add_argument("--tls-cert", help="PEM certificate: serve HTTPS, TLS 1.3 minimum")
+    serve.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    serve.add_argument("--role", default=os.environ.get("BIOFED_ROLE"), help="stdio role")
+    serve.add_argument("--purpose", help="stdio purpose of use")
+    serve.add_argument("--protocol", help="stdio research protocol id")
+    serve.add_argument("--principal", help="stdio principal name (for the audit log)")
+    serve.add_argument(
+        "--accept-contract",
+        action="store_true",
+        help="start even if the tool surface differs from the reviewed contract",
+    )
     serve.set_defaults(func=_serve)
+
+    token = sub.add_parser("token", help="local development tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    issue = token_sub.add_parser("issue", help="sign a token with the lake's development key")
+    issue.add_argument("--lake", default=lake_default)
+    issue.add_argument("--config", help="server configuration (for the audience)")
+    issue.add_argument("--role", required=True)
+    issue.add_argument("--purpose", required=True)
+    issue.add_argument("--protocol")
+    issue.add_argument("--subject", default=os.environ.get("USER", "local-user"))
+    issue.add_argument("--scope", action="append", help="a scope (default: the role's scopes)")
+    issue.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    issue.add_argument("--break-glass-patient", help="FHIR Patient id of a break-glass grant")
+    issue.add_argument("--break-glass-reason", help="reason code of the grant")
+    issue.add_argument("--break-glass-minutes", type=int, default=60)
+    issue.set_defaults(func=_token)
+
+    scan = sub.add_parser("scan", help="check a deployment's configuration and policy")
+    scan.add_argument("--config")
+    scan.add_argument("--policy")
+    scan.add_argument("--lake", default=None)
+    scan.set_defaults(func=_scan)
+
+    audit = sub.add_parser("audit", help="verify, export and watch the audit log")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_sub.add_parser("verify", help="check the hash chain; name the first bad record")
+    verify.add_argument("--lake", default=lake_default)
+    verify.set_defaults(func=_audit)
+    export = audit_sub.add_parser("export", help="write FHIR AuditEvent NDJSON")
+    export.add_argument("--lake", default=lake_default)
+    export.add_argument("--out", required=True)
+    export.set_defaults(func=_audit)
+    alerts = audit_sub.add_parser("alerts", help="list high-risk events (--follow to watch)")
+    alerts.add_argument("--lake", default=lake_default)
+    alerts.add_argument("--min-risk", type=int)
+    alerts.add_argument("--since", help="ISO 8601 time with zone")
+    alerts.add_argument("--limit", type=int, default=100)
+    alerts.add_argument("--follow", action="store_true")
+    alerts.set_defaults(func=_audit)
 
     report = sub.add_parser("report", help="write the compliance report (static HTML)")
     report.add_argument("--lake", default=lake_default)
@@ -254,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
         "snapshot", help="regenerate the reviewed tools/resources contract"
     )
     snap.add_argument("--lake", default=lake_default)
-    snap.add_argument("--role", default="researcher")
+    snap.add_argument("--config", help="server configuration (default: the shipped one)")
     snap.add_argument("--out", default=str(DEFAULT_CONTRACT))
     snap.set_defaults(func=_snapshot)
     return parser

@@ -14,7 +14,7 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "SUITE_TABLES": "quality.suites",
+    "SUITE_TABLES": "quality.suite_tables",
     "references_for": "quality.suites",
     "validate_table": "quality.validation",
     "DataDocs": "quality.validation",

@@ -4,6 +4,8 @@ from datetime import datetime
 
 import polars as pl
 
+from mcp_catalog.governance.deid import pseudonymise
+
 RESEARCH_SCOPE = "research"
 
 
@@ -39,3 +41,52 @@ def consented_people(
         pl.col("provision_end").is_null() | (pl.col("provision_end") >= at),
     )
     return permitted.get_column("person_key").unique().sort()
+
+
+def consent_status(
+    consents: pl.DataFrame,
+    people: pl.Series,
+    *,
+    as_of: datetime,
+    scopes: tuple[str, ...],
+    pseudonym_key: bytes,
+) -> pl.DataFrame:
+    """Every person's current decision per consent scope, under the audience's pseudonym.
+
+    The catalog server reads this table at its latest version on every call, so a
+    revocation takes effect as soon as it is materialised, without rebuilding the views.
+
+    Args:
+        consents: silver consents (see :func:`consented_people`).
+        people: every ``person_key`` of the lake.
+        as_of: the time at which consent must hold.
+        scopes: the consent scopes the policy's purposes require.
+        pseudonym_key: the audience's pseudonym key.
+
+    Returns:
+        ``person_pseudonym``, ``scope``, ``permitted`` (bool), one row per person and scope,
+        sorted.
+    """
+    frames = []
+    everyone = pl.DataFrame(
+        {"person_key": people.unique().sort()}, schema={"person_key": pl.String}
+    )
+    for scope in scopes:
+        permitted = consented_people(consents, as_of=as_of, scope=scope)
+        frames.append(
+            everyone.with_columns(
+                pl.lit(scope).alias("scope"),
+                pl.col("person_key").is_in(permitted.implode()).alias("permitted"),
+            )
+        )
+    frame = (
+        pl.concat(frames)
+        if frames
+        else everyone.with_columns(
+            pl.lit(None, pl.String).alias("scope"), pl.lit(None, pl.Boolean).alias("permitted")
+        ).clear()
+    )
+    frame = pseudonymise(
+        frame, "person_key", key=pseudonym_key, prefix="P", alias="person_pseudonym"
+    )
+    return frame.sort("person_pseudonym", "scope")

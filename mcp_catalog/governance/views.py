@@ -408,3 +408,83 @@ def build_view(spec: ViewSpec, silver: dict[str, pl.DataFrame], ctx: ViewContext
         The view with exactly its declared columns, sorted by its key.
     """
     return spec.conform(spec.build({s: silver[s] for s in spec.sources}, ctx)).sort(list(spec.key))
+
+
+@dataclass(frozen=True)
+class IdentifiedView:
+    """An identified dataset served straight from a silver table, only under break-glass.
+
+    Nothing is materialised for it: the catalog describes the silver table's columns listed
+    here (types and descriptions come from the source schema, classes from the policy), and
+    the server filters every read to the one patient a grant names.
+    """
+
+    name: str
+    table: str
+    """The silver table path below the lake root."""
+    title: str
+    description: str
+    columns: tuple[str, ...]
+    key: tuple[str, ...] = ("id",)
+    audience: str = "clinical"
+    owner: str = OWNER
+
+
+IDENTIFIED_VIEWS: tuple[IdentifiedView, ...] = (
+    IdentifiedView(
+        "patient",
+        "silver/ehr/patients",
+        "Patient (identified)",
+        "The identified demographic record of one patient.",
+        (
+            "id", "mrn", "family_name", "given_name", "gender", "birth_date", "deceased",
+            "deceased_datetime", "address_line", "city", "state", "postal_code", "race",
+            "ethnicity", "marital_status", "language",
+        ),
+    ),
+    IdentifiedView(
+        "patient_encounters",
+        "silver/ehr/encounters",
+        "Patient encounters (identified)",
+        "Visits and admissions of one patient, with real dates.",
+        (
+            "id", "patient_id", "status", "class_code", "type_system", "type_code",
+            "type_display", "period_start", "period_end", "reason_system", "reason_code",
+            "reason_display",
+        ),
+    ),
+    IdentifiedView(
+        "patient_conditions",
+        "silver/ehr/conditions",
+        "Patient conditions (identified)",
+        "Diagnoses and problems of one patient, with real dates.",
+        (
+            "id", "patient_id", "encounter_id", "clinical_status", "verification_status",
+            "category", "system", "code", "display", "onset_datetime", "abatement_datetime",
+            "recorded_date",
+        ),
+    ),
+    IdentifiedView(
+        "patient_observations",
+        "silver/ehr/observations",
+        "Patient observations (identified)",
+        "Vital signs, laboratory results and survey answers of one patient, with free-text "
+        "results.",
+        (
+            "id", "patient_id", "encounter_id", "status", "category", "system", "code",
+            "display", "effective_datetime", "value_quantity", "value_unit", "value_system",
+            "value_code", "value_display", "value_string", "interpretation",
+        ),
+    ),
+    IdentifiedView(
+        "patient_medications",
+        "silver/ehr/medication_requests",
+        "Patient medication requests (identified)",
+        "Prescriptions of one patient, with dosage instructions.",
+        (
+            "id", "patient_id", "encounter_id", "status", "intent", "medication_system",
+            "medication_code", "medication_display", "authored_on", "dosage_text",
+        ),
+    ),
+)
+"""The clinical audience's identified records, released only under break-glass."""

@@ -7,6 +7,7 @@ crosswalk, silver resources and the research views. :func:`suite_for` gives a ta
 
 from functools import cache
 
+from quality.suite_tables import SUITE_TABLES
 from quality.suites._model import DERIVED_PREFIX, Check, DeriveContext, Derived, Suite
 from quality.suites.bronze import (
     BRONZE_RESOURCE_TABLES,
@@ -17,38 +18,6 @@ from quality.suites.bronze import (
 )
 from quality.suites.gold import GOLD_VIEWS, gold_suite
 from quality.suites.silver import SILVER_TABLES, silver_suite
-
-SUITE_TABLES: tuple[str, ...] = (
-    "bronze/ehr/patients",
-    "bronze/ehr/encounters",
-    "bronze/ehr/conditions",
-    "bronze/ehr/observations",
-    "bronze/ehr/medication_requests",
-    "bronze/ehr/procedures",
-    "bronze/ehr/immunizations",
-    "bronze/ehr/consents",
-    "bronze/ehr/other_resources",
-    "bronze/ehr/files",
-    "bronze/ehr/rejects",
-    "restricted/person_crosswalk",
-    "silver/ehr/patients",
-    "silver/ehr/encounters",
-    "silver/ehr/conditions",
-    "silver/ehr/observations",
-    "silver/ehr/medication_requests",
-    "silver/ehr/procedures",
-    "silver/ehr/immunizations",
-    "silver/ehr/consents",
-    "gold/research/patients",
-    "gold/research/encounters",
-    "gold/research/conditions",
-    "gold/research/observations",
-    "gold/research/medication_requests",
-    "gold/research/procedures",
-    "gold/research/immunizations",
-)
-"""Every table path with a suite. ``bronze/ehr/rejects`` is the asset of that name; the
-pipeline stores its rows at ``_rejects/ehr/fhir``."""
 
 
 class UnknownTableError(KeyError):

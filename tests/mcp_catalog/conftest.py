@@ -7,9 +7,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 from deltalake import DeltaTable, write_deltalake
 
 from mcp_catalog.manifest import CatalogColumn, CatalogDataset, Manifest, dump_manifest
+from mcp_catalog.policy import DEFAULT_POLICY_PATH, Policy, load_policy
+from mcp_catalog.principal import Principal, configured_principal
 
 ROWS = 250
 GENDERS = ["female", "male", "other", "unknown"]
@@ -23,6 +26,7 @@ MATERIALIZED = datetime(2026, 11, 2, 8, 30, tzinfo=UTC)
 class Lake:
     root: Path
     manifest: Manifest
+    policy: Policy
     patients: pl.DataFrame
     """The patients table at version 0, the version the manifest pins."""
     patients_latest: pl.DataFrame
@@ -86,10 +90,86 @@ def _column(name: str, type_: str, description: str, class_: str, **extra: objec
     )
 
 
+TEST_POLICY_VERSION = "test-1"
+
+
+def _access(classes: list[str]) -> dict[str, object]:
+    return {"rows": True, "aggregate": True, "classes": classes}
+
+
+def write_policy(path: Path, manifest: Manifest, **overrides: object) -> Policy:
+    """The shipped policy with the test lake's datasets in place of the shipped ones."""
+    document = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
+    document = {k: v for k, v in document.items() if not k.startswith("x-")}
+    document["version"] = TEST_POLICY_VERSION
+    dimensions = {
+        "patients": ["gender", "state", "deceased"],
+        "observations": ["code", "value_unit"],
+    }
+    measures = {"patients": ["birth_year"], "observations": ["value_quantity"]}
+    document["datasets"] = {
+        f"{d.audience}/{d.name}": {
+            "owner": d.owner,
+            "purposes": ["research", "quality_improvement"],
+            "consent": True,
+            "row_cap": 1000,
+            "min_cell_size": 5,
+            "read_scope": "biofed.research.read",
+            "aggregate_scope": "biofed.research.aggregate",
+            "columns": {c.name: c.column_class for c in d.columns},
+            "access": {
+                "researcher": _access(
+                    ["pseudonym", "quasi_identifier", "sensitive", "clinical", "administrative"]
+                ),
+                "data_steward": _access(["pseudonym", "clinical", "administrative"]),
+                "clinician": {"aggregate": True},
+            },
+            "aggregation": {"dimensions": dimensions[d.name], "measures": measures[d.name]},
+        }
+        for d in manifest.datasets
+    }
+    document.update(overrides)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return load_policy(path)
+
+
+def write_consent(root: Path, people: list[str], revoked: tuple[str, ...] = ()) -> None:
+    """The research consent table: everyone permitted except ``revoked``."""
+    frame = pl.DataFrame(
+        {
+            "person_pseudonym": people,
+            "scope": ["research"] * len(people),
+            "permitted": [p not in revoked for p in people],
+        }
+    )
+    write_deltalake(root / "gold" / "research" / "_consent", frame.to_arrow(), mode="overwrite")
+
+
+def researcher(policy: Policy, subject: str = "test-researcher") -> Principal:
+    """The stdio identity the tests call as."""
+    return configured_principal(
+        policy, subject=subject, role="researcher", purpose="research", protocol="BIOFED-DEMO-001"
+    )
+
+
+def make_server(manifest: Manifest, root: Path, *, role: str = "researcher", **options: object):
+    """A governed server over a test lake, its policy and its audit log, as a researcher."""
+    from mcp_catalog.serve import open_audit
+    from mcp_catalog.server import build_server
+
+    policy = options.pop("policy", None) or load_policy(root / "policy.yaml")
+    audit = options.pop("audit", None) or open_audit(root)
+    principal = options.pop("principal", None) or researcher(policy)
+    return build_server(
+        manifest, root, role=role, policy=policy, audit=audit, principal=principal, **options
+    )
+
+
 def build_manifest(patients_version: int, observations_version: int) -> Manifest:
     """The catalog of the test lake (descriptions are factual, no instructions)."""
     return Manifest(
         generated_at=MATERIALIZED,
+        policy_version=TEST_POLICY_VERSION,
         datasets=[
             CatalogDataset(
                 name="patients",
@@ -190,7 +270,10 @@ def write_lake(root: Path, seed: int = 7) -> Lake:
     catalog = root / "_catalog"
     catalog.mkdir(parents=True)
     (catalog / "manifest.json").write_text(dump_manifest(manifest))
-    return Lake(root, manifest, patients, latest, observations)
+    policy = write_policy(root / "policy.yaml", manifest)
+    people = sorted(set(patients["person_pseudonym"]) | set(latest["person_pseudonym"]))
+    write_consent(root, people)
+    return Lake(root, manifest, policy, patients, latest, observations)
 
 
 @pytest.fixture(scope="session")
@@ -205,9 +288,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session")
 def server(lake: Lake):
-    from mcp_catalog.server import build_server
-
-    return build_server(lake.manifest, lake.root)
+    return make_server(lake.manifest, lake.root)
 
 
 def frame_from_rows(rows: list[dict[str, object]], like: pl.DataFrame) -> pl.DataFrame:

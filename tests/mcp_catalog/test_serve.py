@@ -14,8 +14,14 @@ from tests.mcp_catalog.conftest import Lake
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _command(lake: Path, role: str = "researcher") -> list[str]:
-    return ["-m", "mcp_catalog.serve", "--lake", str(lake), "--role", role]
+def _command(lake: Path, role: str = "researcher", *extra: str) -> list[str]:
+    """Serve the test lake under its own policy (its surface is not the shipped contract)."""
+    config = lake / "server.yaml"
+    config.write_text(f"policy: {lake / 'policy.yaml'}\n")
+    return [
+        "-m", "mcp_catalog.serve", "--lake", str(lake), "--config", str(config),
+        "--role", role, "--accept-contract", *extra,
+    ]
 
 
 @pytest.mark.anyio
@@ -23,12 +29,14 @@ async def test_the_catalog_serves_over_stdio(lake: Lake):
     parameters = StdioServerParameters(command=sys.executable, args=_command(lake.root), cwd=REPO)
     async with Client(parameters, read_timeout_seconds=60) as client:
         tools = {tool.name for tool in (await client.list_tools()).tools}
-        assert tools == {"query_patients", "query_observations"}
+        assert tools == {
+            "query_patients", "query_observations", "aggregate_patients", "aggregate_observations"
+        }
 
         card = json.loads(
             (await client.read_resource("catalog://datasets/observations")).contents[0].text
         )
-        assert card["tool"] == "query_observations" and card["key"] == ["observation_key"]
+        assert card["tools"]["query"] == "query_observations" and card["key"] == ["observation_key"]
 
         arguments = {"filters": {"code": {"eq": "718-7"}}, "limit": 20}
         first = await client.call_tool("query_observations", arguments)
@@ -49,7 +57,7 @@ async def test_the_catalog_serves_over_stdio(lake: Lake):
             "query_observations",
             {"filters": {"code": {"eq": "8480-6"}}, "limit": 20, "cursor": page["next_cursor"]},
         )
-        assert moved.is_error and moved.content[0].text.endswith(INVALID_CURSOR_MESSAGE)
+        assert moved.is_error and INVALID_CURSOR_MESSAGE in moved.content[0].text
 
         unknown_column = await client.call_tool("query_observations", {"select": ["ssn"]})
         assert unknown_column.is_error
@@ -59,15 +67,15 @@ async def test_the_catalog_serves_over_stdio(lake: Lake):
 
         unknown_argument = await client.call_tool("query_patients", {"include_phi": True})
         assert unknown_argument.is_error
-        assert unknown_argument.content[0].text.endswith(
+        assert (
             "unknown argument 'include_phi'; allowed arguments: select, filters, sort, limit, "
-            "cursor."
-        )
+            "cursor. (correlation id "
+        ) in unknown_argument.content[0].text
 
 
 def test_serving_a_lake_without_a_manifest_exits_2_and_says_to_run_make_demo(tmp_path: Path):
     completed = subprocess.run(
-        [sys.executable, *_command(tmp_path)],
+        [sys.executable, "-m", "mcp_catalog.serve", "--lake", str(tmp_path)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -90,5 +98,5 @@ def test_serving_an_unknown_role_exits_2_with_the_known_roles(lake: Lake):
         timeout=60,
     )
     assert completed.returncode == 2
-    assert "unknown role 'admin'; known roles: researcher" in completed.stderr
+    assert "the role is not one this server knows" in completed.stderr
     assert "Traceback" not in completed.stderr

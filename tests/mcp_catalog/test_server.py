@@ -18,10 +18,15 @@ from polars.testing import assert_frame_equal
 from mcp_catalog.cursor import INVALID_CURSOR_MESSAGE
 from mcp_catalog.manifest import DatasetFreshness
 from mcp_catalog.query import DatasetQuery, QueryError
-from mcp_catalog.roles import UnknownRoleError
-from mcp_catalog.server import CatalogBuildError, build_server, current_freshness
+from mcp_catalog.server import CatalogBuildError, current_freshness
 from quality.lineage import read_events
-from tests.mcp_catalog.conftest import Lake, build_manifest, frame_from_rows, write_lake
+from tests.mcp_catalog.conftest import (
+    Lake,
+    build_manifest,
+    frame_from_rows,
+    make_server,
+    write_lake,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -49,7 +54,8 @@ async def error_text(server, tool: str, arguments: dict[str, Any]) -> str:
     assert text.startswith(f"Error executing tool {tool}: ")
     for trace in PYDANTIC_TRACES:
         assert trace not in text
-    return text
+    # Every refusal names its audit record; the sentence before it is what the tests check.
+    return re.sub(r" \(correlation id [0-9a-f]{32}\)$", "", text)
 
 
 def by_key(frame: pl.DataFrame, key: str) -> pl.DataFrame:
@@ -59,7 +65,12 @@ def by_key(frame: pl.DataFrame, key: str) -> pl.DataFrame:
 async def test_each_dataset_has_a_read_only_query_tool_with_a_generated_strict_schema(server):
     async with Client(server) as client:
         listed = {tool.name: tool for tool in (await client.list_tools()).tools}
-    assert sorted(listed) == ["query_observations", "query_patients"]
+    assert sorted(listed) == [
+        "aggregate_observations",
+        "aggregate_patients",
+        "query_observations",
+        "query_patients",
+    ]
 
     patients = listed["query_patients"]
     assert patients.title == "Research patients"
@@ -135,6 +146,10 @@ async def test_each_dataset_has_a_read_only_query_tool_with_a_generated_strict_s
         "freshness",
         "newest_source_at",
         "masked_columns",
+        "untrusted_columns",
+        "flagged_columns",
+        "break_glass",
+        "correlation_id",
     }
 
 
@@ -142,8 +157,8 @@ async def test_instructions_say_what_the_server_offers_in_one_sentence(server):
     async with Client(server) as client:
         instructions = client.instructions
     assert instructions is not None
-    assert instructions.count(". ") == 0 and instructions.endswith(".")
-    assert "catalog://datasets" in instructions
+    assert instructions.endswith(".") and instructions.count(". ") <= 1
+    assert "catalog://datasets" in instructions and "researcher role" in instructions
 
 
 async def test_data_cards_and_listing_describe_the_catalog_without_storage_paths(
@@ -167,7 +182,7 @@ async def test_data_cards_and_listing_describe_the_catalog_without_storage_paths
     assert all(r.mime_type == "application/json" for r in listed.values())
 
     dataset = lake.manifest.datasets[0]
-    assert card["tool"] == "query_patients"
+    assert card["tools"] == {"query": "query_patients", "aggregate": "aggregate_patients"}
     assert card["key"] == ["person_pseudonym"]
     assert card["row_count"] == 250 and card["delta_version"] == 0
     assert card["owner"] == dataset.owner and card["audience"] == "research"
@@ -178,6 +193,7 @@ async def test_data_cards_and_listing_describe_the_catalog_without_storage_paths
         "type": "string",
         "description": "Administrative gender.",
         "class": "quasi_identifier",
+        "visible": True,
         "filterable": True,
         "sortable": True,
         "enum": ["female", "male", "other", "unknown"],
@@ -196,8 +212,9 @@ async def test_data_cards_and_listing_describe_the_catalog_without_storage_paths
         "delta_version": 0,
         "last_materialized": "2026-11-02T08:30:00+00:00",
         "uri": "catalog://datasets/observations",
-        "tool": "query_observations",
+        "tools": ["query_observations", "aggregate_observations"],
     }
+    assert card["policy"]["min_cell_size"] == 5 and card["policy"]["consent"].startswith("rows")
 
 
 @pytest.mark.parametrize(
@@ -334,13 +351,13 @@ async def test_a_cursor_reused_with_another_query_is_rejected(server):
 
 async def test_a_cursor_from_another_server_or_catalog_version_is_rejected(lake: Lake):
     secret = b"k" * 32
-    first = build_server(lake.manifest, lake.root, cursor_secret=secret)
+    first = make_server(lake.manifest, lake.root, cursor_secret=secret)
     cursor = (await query(first, "query_patients", {"limit": 10}))["next_cursor"]
     # Same secret, same version: the cursor carries over (stateless replicas).
-    twin = build_server(lake.manifest, lake.root, cursor_secret=secret)
+    twin = make_server(lake.manifest, lake.root, cursor_secret=secret)
     assert (await query(twin, "query_patients", {"limit": 10, "cursor": cursor}))["rows"]
 
-    stranger = build_server(lake.manifest, lake.root, cursor_secret=b"s" * 32)
+    stranger = make_server(lake.manifest, lake.root, cursor_secret=b"s" * 32)
     text = await error_text(stranger, "query_patients", {"limit": 10, "cursor": cursor})
     assert text.endswith(INVALID_CURSOR_MESSAGE)
 
@@ -352,7 +369,7 @@ async def test_a_cursor_from_another_server_or_catalog_version_is_rejected(lake:
             ]
         }
     )
-    moved_on = build_server(newer, lake.root, cursor_secret=secret)
+    moved_on = make_server(newer, lake.root, cursor_secret=secret)
     text = await error_text(moved_on, "query_patients", {"limit": 10, "cursor": cursor})
     assert text.endswith(INVALID_CURSOR_MESSAGE)
 
@@ -567,7 +584,7 @@ async def test_a_forced_internal_error_returns_only_a_fixed_sentence_and_a_corre
     tmp_path, caplog: pytest.LogCaptureFixture
 ):
     broken = write_lake(tmp_path / "lake")
-    server = build_server(broken.manifest, broken.root)
+    server = make_server(broken.manifest, broken.root)
     table = broken.root / "gold" / "research" / "patients"
     for data_file in table.glob("*.parquet"):
         data_file.unlink()
@@ -575,8 +592,8 @@ async def test_a_forced_internal_error_returns_only_a_fixed_sentence_and_a_corre
     with caplog.at_level(logging.ERROR, logger="mcp_catalog.server"):
         text = await error_text(server, "query_patients", {"filters": {"state": {"eq": "CA"}}})
     match = re.fullmatch(
-        r"Error executing tool query_patients: the query could not be completed because of an "
-        r"internal error; correlation id ([0-9a-f]{32})",
+        r"Error executing tool query_patients: the request could not be completed because of "
+        r"an internal error; correlation id ([0-9a-f]{32})",
         text,
     )
     assert match is not None, text
@@ -591,21 +608,25 @@ async def test_a_forced_internal_error_returns_only_a_fixed_sentence_and_a_corre
 
 
 def test_an_unknown_role_is_refused_with_the_known_roles(lake: Lake):
-    with pytest.raises(UnknownRoleError, match=r"^unknown role 'admin'; known roles: researcher$"):
-        build_server(lake.manifest, lake.root, role="admin")
-    with pytest.raises(UnknownRoleError):
-        build_server(lake.manifest, lake.root, role="Researcher")
+    with pytest.raises(
+        CatalogBuildError,
+        match=r"^unknown role 'admin'; known roles: researcher, clinician, data_steward, "
+        r"compliance_officer$",
+    ):
+        make_server(lake.manifest, lake.root, role="admin")
+    with pytest.raises(CatalogBuildError):
+        make_server(lake.manifest, lake.root, role="Researcher")
 
 
 def test_a_missing_table_fails_the_build_naming_the_dataset(tmp_path, lake: Lake):
     (tmp_path / "gold" / "research" / "patients").mkdir(parents=True)
     with pytest.raises(CatalogBuildError, match=r"^dataset 'patients' has no Delta table"):
-        build_server(lake.manifest, tmp_path)
+        make_server(lake.manifest, tmp_path, policy=lake.policy)
 
 
 def test_a_short_cursor_secret_is_refused(lake: Lake):
     with pytest.raises(ValueError, match="at least 16 bytes"):
-        build_server(lake.manifest, lake.root, cursor_secret=b"short")
+        make_server(lake.manifest, lake.root, cursor_secret=b"short")
 
 
 async def test_integers_beyond_64_bits_are_rejected_before_any_read(server):
@@ -625,7 +646,7 @@ def test_an_enum_on_a_non_string_column_fails_the_build(lake: Lake):
         update={"datasets": [patients.model_copy(update={"columns": columns}), observations]}
     )
     with pytest.raises(CatalogBuildError, match=r"enum on a non-string column \(birth_year\)"):
-        build_server(broken, lake.root)
+        make_server(broken, lake.root)
 
 
 async def test_a_name_with_a_trailing_newline_is_not_echoed(server):
@@ -659,7 +680,7 @@ def test_freshness_is_recomputed_at_call_time_from_the_sla(lake: Lake):
 
 async def test_every_result_says_how_fresh_the_data_is(lake: Lake):
     stale = _with_freshness(lake.manifest.datasets[0], datetime(2020, 1, 1, tzinfo=UTC))
-    server = build_server(lake.manifest.model_copy(update={"datasets": [stale]}), lake.root)
+    server = make_server(lake.manifest.model_copy(update={"datasets": [stale]}), lake.root)
     async with Client(server) as client:
         page = (await client.call_tool(f"query_{stale.name}", {"limit": 1})).structured_content
     assert page["freshness"] == "stale"
@@ -668,7 +689,7 @@ async def test_every_result_says_how_fresh_the_data_is(lake: Lake):
 
 async def test_each_query_emits_one_lineage_read_event_without_arguments(tmp_path):
     lake = write_lake(tmp_path / "lake")
-    server = build_server(lake.manifest, lake.root)
+    server = make_server(lake.manifest, lake.root)
     secret = "1' OR 'x'='x-planted"
     async with Client(server) as client:
         await client.call_tool("query_patients", {"filters": {"state": {"eq": secret}}})

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from mcp import Client, StdioServerParameters
 
-from mcp_catalog.contract import contract_json, render_contract
-from mcp_catalog.manifest import load_manifest
-from mcp_catalog.server import build_server
+from mcp_catalog.config import load_config
+from mcp_catalog.contract import contract_json, render_contracts
+from mcp_catalog.serve import open_service
 from pipelines.cli import DEFAULT_CONTRACT, main
 
 BIOFED = shutil.which("biofed", path=str(Path(sys.executable).parent)) or "biofed"
@@ -24,8 +24,8 @@ def anyio_backend():
 
 @pytest.mark.anyio
 async def test_the_tool_surface_matches_the_reviewed_contract(materialised_lake):
-    manifest = load_manifest(materialised_lake.root / "_catalog" / "manifest.json")
-    rendered = contract_json(await render_contract(build_server(manifest, materialised_lake.root)))
+    service = open_service(materialised_lake.root, load_config())
+    rendered = contract_json(await render_contracts(service))
     assert rendered == DEFAULT_CONTRACT.read_text(), (
         "tools/list or resources/list changed; review it, then run `biofed catalog snapshot`"
     )
@@ -68,7 +68,7 @@ async def test_biofed_serve_answers_an_mcp_client_over_stdio(materialised_lake):
         card = json.loads(
             (await client.read_resource("catalog://datasets/observations")).contents[0].text
         )
-        assert card["tool"] == "query_observations"
+        assert card["tools"]["query"] == "query_observations"
 
         query = {
             "filters": {"category": {"eq": "vital-signs"}},

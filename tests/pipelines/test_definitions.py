@@ -14,7 +14,7 @@ def test_every_layer_of_the_ehr_silo_is_an_asset():
     expected = {f"bronze/ehr/{t}" for t in (*BRONZE_TABLES, "files", "rejects")}
     expected |= {f"silver/ehr/{t}" for t in SILVER_TABLES}
     expected |= {f"gold/research/{v.name}" for v in RESEARCH_VIEWS}
-    expected |= {"restricted/person_crosswalk", "catalog"}
+    expected |= {"restricted/person_crosswalk", "catalog", "gold/research/_consent"}
     assert keys == expected
 
 

@@ -6,11 +6,13 @@ import anyio
 import polars as pl
 import pytest
 
+from mcp_catalog.config import load_config
 from mcp_catalog.governance.deid import date_shifts, keyed_hash
 from mcp_catalog.governance.keys import load_keys
-from mcp_catalog.governance.views import RESEARCH_VIEWS
+from mcp_catalog.governance.views import IDENTIFIED_VIEWS, RESEARCH_VIEWS
 from mcp_catalog.manifest import load_manifest
-from mcp_catalog.server import build_server
+from mcp_catalog.policy import load_policy
+from mcp_catalog.serve import open_service
 from pipelines.cli import materialize
 from pipelines.ehr import SILVER_TABLES
 from pipelines.lake import Lake
@@ -45,8 +47,11 @@ def test_every_commit_carries_the_dagster_run_id(materialised_lake):
 def test_the_manifest_describes_every_gold_view(materialised_lake):
     lake = Lake(materialised_lake.root)
     manifest = load_manifest(materialised_lake.root / "_catalog" / "manifest.json")
-    assert [d.name for d in manifest.datasets] == [s.name for s in RESEARCH_VIEWS]
-    for dataset, spec in zip(manifest.datasets, RESEARCH_VIEWS, strict=True):
+    research = manifest.for_audience("research")
+    assert [d.name for d in research] == [s.name for s in RESEARCH_VIEWS]
+    assert [d.name for d in manifest.for_audience("clinical")] == [v.name for v in IDENTIFIED_VIEWS]
+    assert manifest.policy_version == load_policy().version
+    for dataset, spec in zip(research, RESEARCH_VIEWS, strict=True):
         table = lake.read(spec.path)
         assert dataset.row_count == table.height
         assert dataset.delta_version == lake.version(spec.path)
@@ -180,7 +185,7 @@ async def test_no_silver_identifier_appears_in_any_mcp_response(materialised_lak
     lake = Lake(materialised_lake.root)
     identifiers = _identifiers(lake)
     manifest = load_manifest(materialised_lake.root / "_catalog" / "manifest.json")
-    server = build_server(manifest, materialised_lake.root, role="researcher")
+    server = open_service(materialised_lake.root, load_config()).server_for("researcher")
     texts: list[str] = []
     async with Client(server) as client:
         for resource in (await client.list_resources()).resources:
@@ -208,8 +213,8 @@ def anyio_backend():
 
 
 def test_the_demo_lake_queries_like_the_catalog_says(materialised_lake):
-    manifest = load_manifest(materialised_lake.root / "_catalog" / "manifest.json")
-    server = build_server(manifest, materialised_lake.root, role="researcher")
+    load_manifest(materialised_lake.root / "_catalog" / "manifest.json")
+    server = open_service(materialised_lake.root, load_config()).server_for("researcher")
 
     async def first_female():
         from mcp import Client

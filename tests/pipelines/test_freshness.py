@@ -8,8 +8,9 @@ import dagster as dg
 from mcp import Client
 
 from connectors.synth import write_cohort
+from mcp_catalog.config import load_config
 from mcp_catalog.manifest import load_manifest
-from mcp_catalog.server import build_server
+from mcp_catalog.serve import open_service
 from pipelines.cli import materialize
 from pipelines.definitions import build_definitions
 from quality.freshness import sla_for
@@ -19,7 +20,7 @@ def _first_result(lake, tool="query_patients"):
     manifest = load_manifest(lake / "_catalog" / "manifest.json")
 
     async def call():
-        async with Client(build_server(manifest, lake)) as client:
+        async with Client(open_service(lake, load_config()).server_for("researcher")) as client:
             return (await client.call_tool(tool, {"limit": 1})).structured_content
 
     return manifest, anyio.run(call)

@@ -75,13 +75,16 @@ def test_a_query_over_mcp_extends_lineage_to_the_agent(materialised_lake):
     import anyio
     from mcp import Client
 
+    from mcp_catalog.config import load_config
     from mcp_catalog.manifest import load_manifest
-    from mcp_catalog.server import build_server
+    from mcp_catalog.serve import open_service
 
-    manifest = load_manifest(materialised_lake.root / "_catalog" / "manifest.json")
+    load_manifest(materialised_lake.root / "_catalog" / "manifest.json")
 
     async def query():
-        async with Client(build_server(manifest, materialised_lake.root)) as client:
+        async with Client(
+            open_service(materialised_lake.root, load_config()).server_for("researcher")
+        ) as client:
             await client.call_tool("query_conditions", {"limit": 1})
 
     anyio.run(query)

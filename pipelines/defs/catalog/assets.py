@@ -7,9 +7,17 @@ from datetime import UTC, datetime
 import dagster as dg
 import polars as pl
 
-from mcp_catalog.catalog import TableState, build_manifest
-from mcp_catalog.governance.views import RESEARCH_VIEWS, ViewSpec
-from mcp_catalog.manifest import DatasetFreshness, DatasetQuality, dump_manifest
+from connectors.fhir.schema import table_columns
+from mcp_catalog.catalog import TableState, build_manifest, dataset_entry, source_entry
+from mcp_catalog.governance.views import IDENTIFIED_VIEWS, RESEARCH_VIEWS, IdentifiedView, ViewSpec
+from mcp_catalog.manifest import (
+    CatalogColumn,
+    CatalogDataset,
+    DatasetFreshness,
+    DatasetQuality,
+    dump_manifest,
+)
+from mcp_catalog.policy import Policy, load_policy
 from pipelines.lake import Lake
 from pipelines.lineage import asset_lineage, table_input
 from pipelines.quality_record import QUALITY_RESULTS_PATH
@@ -38,13 +46,16 @@ def _newest_sources(lake: Lake, silos: set[str]) -> dict[str, datetime | None]:
 
 
 def _freshness(
-    spec: ViewSpec, newest_by_silo: dict[str, datetime | None], now: datetime
+    spec: ViewSpec | IdentifiedView, newest_by_silo: dict[str, datetime | None], now: datetime
 ) -> DatasetFreshness | None:
     """Freshness of a view from the newest source file of the silos it is built from."""
-    sla = sla_for(spec.path)
+    path, sources = (
+        (spec.path, spec.sources) if isinstance(spec, ViewSpec) else (spec.table, (spec.table,))
+    )
+    sla = sla_for(path)
     if sla is None:
         return None
-    times = [t for t in (newest_by_silo[_silo(s)] for s in spec.sources) if t is not None]
+    times = [t for t in (newest_by_silo[_silo(s)] for s in sources) if t is not None]
     newest = max(times) if times else None
     return DatasetFreshness(
         warn_after_seconds=int(sla.warn_after.total_seconds()),
@@ -75,45 +86,110 @@ def _quality(results: pl.DataFrame | None, path: str, version: int) -> DatasetQu
     )
 
 
-def _states(lake: Lake, now: datetime) -> list[tuple[ViewSpec, TableState]]:
-    """Every gold view with its size, version, freshness and quality (each input read once)."""
-    newest = _newest_sources(lake, {_silo(s) for spec in RESEARCH_VIEWS for s in spec.sources})
-    results = lake.read(QUALITY_RESULTS_PATH) if lake.table(QUALITY_RESULTS_PATH) else None
-    states = []
-    for spec in RESEARCH_VIEWS:
-        table = lake.table(spec.path)
-        if table is None:
-            raise dg.Failure(
-                f"gold view {spec.path} does not exist; materialise it before the catalog"
-            )
-        history = table.history(1)[0]
-        states.append(
-            (
-                spec,
-                TableState(
-                    row_count=lake.row_count(spec.path),
-                    delta_version=table.version(),
-                    last_materialized=datetime.fromtimestamp(history["timestamp"] / 1000, tz=UTC),
-                    freshness=_freshness(spec, newest, now),
-                    quality=_quality(results, spec.path, table.version()),
-                ),
+_TYPES = {
+    pl.String: "string",
+    pl.Enum: "string",
+    pl.Int64: "integer",
+    pl.Int32: "integer",
+    pl.Float64: "number",
+    pl.Boolean: "boolean",
+    pl.Date: "date",
+    pl.Datetime: "datetime",
+}
+
+
+def _identified_columns(view: IdentifiedView, policy: Policy) -> list[CatalogColumn]:
+    """Catalog columns of an identified view: type and description from the FHIR schema,
+    class from the policy."""
+    source = {c.name: c for c in table_columns(view.table.split("/")[-1])}
+    rules = policy.dataset(view.audience, view.name)
+    if rules is None:
+        raise dg.Failure(f"{view.audience}/{view.name} is not in the policy")
+    columns = []
+    for name in view.columns:
+        column = source[name]
+        enum = list(column.dtype.categories) if isinstance(column.dtype, pl.Enum) else None
+        columns.append(
+            CatalogColumn.model_validate(
+                {
+                    "name": name,
+                    "type": _TYPES[column.dtype.base_type()],
+                    "description": column.description,
+                    "class": rules.columns.get(name, "direct_identifier"),
+                    "sortable": True,
+                    "enum": enum,
+                }
             )
         )
-    return states
+    return columns
+
+
+def _state(lake: Lake, path: str, freshness, results, now: datetime) -> TableState:
+    table = lake.table(path)
+    if table is None:
+        raise dg.Failure(f"{path} does not exist; materialise it before the catalog")
+    history = table.history(1)[0]
+    return TableState(
+        row_count=lake.row_count(path),
+        delta_version=table.version(),
+        last_materialized=datetime.fromtimestamp(history["timestamp"] / 1000, tz=UTC),
+        freshness=freshness,
+        quality=_quality(results, path, table.version()),
+    )
+
+
+def _datasets(lake: Lake, policy: Policy, now: datetime) -> list[CatalogDataset]:
+    """Every served dataset with its size, version, freshness and quality (each input read
+    once)."""
+    silos = {_silo(s) for spec in RESEARCH_VIEWS for s in spec.sources}
+    silos |= {_silo(view.table) for view in IDENTIFIED_VIEWS}
+    newest = _newest_sources(lake, silos)
+    results = lake.read(QUALITY_RESULTS_PATH) if lake.table(QUALITY_RESULTS_PATH) else None
+    datasets = [
+        dataset_entry(spec, _state(lake, spec.path, _freshness(spec, newest, now), results, now))
+        for spec in RESEARCH_VIEWS
+    ]
+    for view in IDENTIFIED_VIEWS:
+        datasets.append(
+            source_entry(
+                name=view.name,
+                audience=view.audience,
+                path=view.table,
+                title=view.title,
+                description=view.description,
+                owner=view.owner,
+                key=list(view.key),
+                columns=_identified_columns(view, policy),
+                state=_state(lake, view.table, _freshness(view, newest, now), results, now),
+                max_limit=policy.datasets[f"{view.audience}/{view.name}"].row_cap,
+            )
+        )
+    return datasets
 
 
 @dg.asset(
     key=["catalog"],
     group_name="catalog",
-    deps=[dg.AssetKey(spec.path.split("/")) for spec in RESEARCH_VIEWS],
+    deps=[
+        *(dg.AssetKey(spec.path.split("/")) for spec in RESEARCH_VIEWS),
+        *(dg.AssetKey(view.table.split("/")) for view in IDENTIFIED_VIEWS),
+        dg.AssetKey(["gold", "research", "_consent"]),
+    ],
     description="lake/_catalog/manifest.json: the catalog the MCP server is generated from.",
 )
 def catalog(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.lake()
     inputs = [table_input(store, spec.path) for spec in RESEARCH_VIEWS]
+    inputs += [table_input(store, view.table) for view in IDENTIFIED_VIEWS]
     with asset_lineage(context, store, job="catalog", inputs=inputs, outputs=[MANIFEST_PATH]):
         now = datetime.now(UTC)
-        manifest = build_manifest(_states(store, now), generated_at=now)
+        policy = load_policy()
+        try:
+            manifest = build_manifest(
+                _datasets(store, policy, now), generated_at=now, policy=policy
+            )
+        except ValueError as exc:
+            raise dg.Failure(f"the catalog does not match the access policy: {exc}") from exc
         target = store.local_path(MANIFEST_PATH)
         target.parent.mkdir(parents=True, exist_ok=True)
         # Write then rename, so a server starting meanwhile never reads half a manifest.
@@ -126,5 +202,6 @@ def catalog(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
             "path": str(target),
             "datasets": len(manifest.datasets),
             "rows": sum(d.row_count for d in manifest.datasets),
+            "policy_version": policy.version,
         }
     )

@@ -5,9 +5,10 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from connectors.fhir.schema import table_columns
-from mcp_catalog.governance.consent import consented_people
+from mcp_catalog.governance.consent import consent_status, consented_people
 from mcp_catalog.governance.deid import date_shifts
 from mcp_catalog.governance.views import RESEARCH_VIEWS, ViewContext, ViewSpec, build_view
+from mcp_catalog.policy import load_policy
 from pipelines import ehr
 from pipelines.lineage import asset_lineage, job_name, table_input, table_output
 from pipelines.metadata import column_schema, freshness_policy, view_schema, write_metadata
@@ -18,6 +19,7 @@ GROUP = "ehr"
 FILES_PATH = "bronze/ehr/files"
 REJECTS_PATH = "_rejects/ehr/fhir"
 CROSSWALK_PATH = "restricted/person_crosswalk"
+CONSENT_STATUS_PATH = "gold/research/_consent"
 
 
 def bronze_path(table: str) -> str:
@@ -260,3 +262,47 @@ def _gold_asset(spec: ViewSpec) -> dg.AssetsDefinition:
 
 silver_assets = [_silver_asset(t) for t in ehr.SILVER_TABLES]
 gold_assets = [_gold_asset(spec) for spec in RESEARCH_VIEWS]
+
+
+@dg.asset(
+    key=CONSENT_STATUS_PATH.split("/"),
+    freshness_policy=freshness_policy(CONSENT_STATUS_PATH),
+    group_name="research",
+    deps=[
+        dg.AssetKey(["silver", "ehr", "consents"]),
+        dg.AssetKey(["restricted", "person_crosswalk"]),
+    ],
+    description="Every person's current consent decision per scope, under the research "
+    "pseudonym. The catalog server re-reads it on every call, so a revocation takes effect "
+    "as soon as this asset is materialised. Never served as a dataset.",
+    owners=["team:data-stewards"],
+)
+def research_consent(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    store = lake.lake()
+    inputs = [table_input(store, p) for p in (silver_path("consents"), CROSSWALK_PATH)]
+    with asset_lineage(
+        context,
+        store,
+        job=job_name(context.asset_key),
+        inputs=inputs,
+        outputs=[CONSENT_STATUS_PATH],
+    ):
+        policy = load_policy()
+        scopes = tuple(
+            sorted({p.consent_scope for p in policy.purposes.values() if p.consent_scope})
+        )
+        status = consent_status(
+            store.read(silver_path("consents")),
+            store.read(CROSSWALK_PATH).get_column("person_key"),
+            as_of=datetime.now(UTC),
+            scopes=scopes,
+            pseudonym_key=lake.deid_keys().for_audience("research"),
+        )
+        outcome = store.merge(
+            CONSENT_STATUS_PATH, status, ["person_pseudonym", "scope"], run_id=context.run.run_id
+        )
+    return dg.MaterializeResult(
+        metadata=write_metadata(
+            outcome, status.height, permitted=int(status.get_column("permitted").sum())
+        )
+    )

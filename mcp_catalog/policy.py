@@ -1,0 +1,335 @@
+"""Policy as code: who may see which dataset, for which purpose, with which columns.
+
+``mcp_catalog/policy.yaml`` is the reviewed document; these models validate it on load, so a
+typo (an unknown role, a class that does not exist, a scope no role can hold) fails the
+catalog build and ``biofed scan`` instead of silently widening access.
+
+The policy declares, per dataset: the class of every column (direct identifier,
+quasi-identifier, sensitive, clinical, free text, pseudonym, administrative), which roles see
+its rows or aggregates and which column classes each of them gets, the purposes of use it
+may serve, whether consent filters it, its row cap and its minimum cell size.
+"""
+
+import hashlib
+import re
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_POLICY_PATH = Path(__file__).resolve().parent / "policy.yaml"
+
+ColumnClass = Literal[
+    "direct_identifier",
+    "quasi_identifier",
+    "sensitive",
+    "clinical",
+    "free_text",
+    "pseudonym",
+    "administrative",
+]
+"""What a column is, for governance. ``pseudonym`` is a per-audience keyed surrogate."""
+
+IDENTIFYING_CLASSES: frozenset[str] = frozenset({"direct_identifier"})
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_SCOPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_DATASET = re.compile(r"^[a-z][a-z0-9_]{0,62}/[a-z][a-z0-9_]{0,62}$")
+_PROTOCOL = re.compile(r"^[A-Z0-9][A-Z0-9-]{2,40}$")
+
+_STRICT = ConfigDict(extra="forbid", frozen=True)
+
+
+class PolicyError(Exception):
+    """The policy file is missing, not YAML, or does not validate; the message says where."""
+
+
+class Purpose(BaseModel):
+    """A purpose of use (HL7 v3 PurposeOfUse)."""
+
+    model_config = _STRICT
+
+    description: str
+    v3_code: str
+    """The HL7 v3 ActReason code recorded in audit exports (TREAT, HRESCH, ...)."""
+    requires_protocol: bool = False
+    """Research must name an approved protocol in the token (or stdio configuration)."""
+    consent_scope: str | None = None
+    """The consent scope a person must have granted for their rows to serve this purpose;
+    None when the purpose does not depend on consent (treatment under HIPAA, audit)."""
+
+
+class Protocol(BaseModel):
+    """An approved research protocol."""
+
+    model_config = _STRICT
+
+    title: str
+    expires: date
+
+
+class Role(BaseModel):
+    """A role a principal holds."""
+
+    model_config = _STRICT
+
+    description: str
+    scopes: list[str]
+    """OAuth scopes a token of this role may carry; other scopes in a token are ignored."""
+    purposes: list[str]
+    """Purposes of use this role may act under."""
+    break_glass: bool = False
+    """Whether the role may be issued a break-glass grant."""
+
+
+class BreakGlass(BaseModel):
+    """Emergency access to one identified patient for a short window."""
+
+    model_config = _STRICT
+
+    reasons: list[str]
+    """Reason codes a grant must carry (exact match)."""
+    max_window_minutes: int = Field(ge=1, le=24 * 60)
+    scope: str
+    """The scope that break-glass tools require."""
+
+
+class Access(BaseModel):
+    """What one role gets of one dataset."""
+
+    model_config = _STRICT
+
+    rows: bool = False
+    """A ``query_<dataset>`` tool (row-level, paged)."""
+    aggregate: bool = False
+    """An ``aggregate_<dataset>`` tool (suppressed counts and statistics)."""
+    classes: list[ColumnClass] = []
+    """Column classes this role sees in rows; other columns are masked."""
+    break_glass_only: bool = False
+    """Rows only under a valid break-glass grant, filtered to the granted patient."""
+
+
+class Aggregation(BaseModel):
+    """What an aggregate tool over the dataset may group by and summarise."""
+
+    model_config = _STRICT
+
+    dimensions: list[str]
+    """Columns that may be grouped by (at most three at a time)."""
+    measures: list[str] = []
+    """Numeric columns whose mean, median and quartiles may be returned for large cells."""
+
+
+class DatasetPolicy(BaseModel):
+    """The governance of one dataset (``<audience>/<name>``)."""
+
+    model_config = _STRICT
+
+    owner: str
+    purposes: list[str]
+    consent: bool
+    """Rows and counts are filtered by the consent the purpose requires."""
+    row_cap: int = Field(ge=1, le=10_000)
+    min_cell_size: int = Field(ge=2, le=1000)
+    read_scope: str
+    """Scope a ``query_`` tool over this dataset requires."""
+    aggregate_scope: str | None = None
+    """Scope an ``aggregate_`` tool over this dataset requires."""
+    subject_column: str | None = None
+    """For identified datasets: the column holding the patient id a break-glass grant names."""
+    columns: dict[str, ColumnClass]
+    access: dict[str, Access]
+    aggregation: Aggregation | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "DatasetPolicy":
+        if any(a.aggregate for a in self.access.values()) and (
+            self.aggregation is None or self.aggregate_scope is None
+        ):
+            raise ValueError("a dataset with aggregate access needs aggregation and a scope")
+        if self.aggregation is not None:
+            unknown = [
+                c
+                for c in (*self.aggregation.dimensions, *self.aggregation.measures)
+                if c not in self.columns
+            ]
+            if unknown:
+                raise ValueError(f"aggregation names columns the dataset lacks: {unknown}")
+        if (
+            any(a.break_glass_only for a in self.access.values())
+            and self.subject_column not in self.columns
+        ):
+            raise ValueError("a break-glass dataset needs a subject_column among its columns")
+        return self
+
+    def visible_columns(self, role: str) -> list[str]:
+        """The columns ``role`` sees in rows, in declaration order."""
+        access = self.access.get(role)
+        if access is None:
+            return []
+        return [name for name, kind in self.columns.items() if kind in access.classes]
+
+
+class Disclosure(BaseModel):
+    """Disclosure control defaults."""
+
+    model_config = _STRICT
+
+    ledger_window: int = Field(ge=1, le=100_000)
+    """Earlier aggregate populations per principal and dataset compared against."""
+    max_group_cells: int = Field(ge=1, le=100_000)
+
+
+class Limits(BaseModel):
+    """Output and rate limits applied to every call."""
+
+    model_config = _STRICT
+
+    max_page_bytes: int = Field(ge=1024)
+    max_field_chars: int = Field(ge=16)
+    rate_per_minute: int = Field(ge=1)
+    burst: int = Field(ge=1)
+    audit_subjects_cap: int = Field(ge=0)
+    """How many person pseudonyms one audit record lists for the accounting of disclosures."""
+
+
+class Risk(BaseModel):
+    """Real-time risk scoring thresholds (0-100)."""
+
+    model_config = _STRICT
+
+    refuse_at: int = Field(ge=1, le=100)
+    alert_at: int = Field(ge=1, le=100)
+
+
+class Policy(BaseModel):
+    """The whole policy document."""
+
+    model_config = _STRICT
+
+    version: str
+    scopes: dict[str, str]
+    """Every scope biofed understands, with what it grants."""
+    purposes: dict[str, Purpose]
+    protocols: dict[str, Protocol] = {}
+    roles: dict[str, Role]
+    break_glass: BreakGlass
+    audit_scope: str
+    """Scope the compliance tools over the audit log require."""
+    disclosure: Disclosure
+    limits: Limits
+    risk: Risk
+    datasets: dict[str, DatasetPolicy]
+
+    @field_validator("scopes")
+    @classmethod
+    def _scope_names(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = [s for s in value if not _SCOPE.match(s)]
+        if bad:
+            raise ValueError(
+                f"scopes must be dotted lower-case names (no wildcards): {sorted(bad)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> "Policy":
+        problems: list[str] = []
+        names = [*self.purposes, *self.roles]
+        problems += [
+            f"name {n!r} is not a snake_case identifier" for n in names if not _NAME.match(n)
+        ]
+        problems += [
+            f"protocol id {p!r} must be upper-case letters, digits and dashes"
+            for p in self.protocols
+            if not _PROTOCOL.match(p)
+        ]
+        for role_name, role in self.roles.items():
+            problems += [
+                f"role {role_name}: unknown scope {s!r}"
+                for s in role.scopes
+                if s not in self.scopes
+            ]
+            problems += [
+                f"role {role_name}: unknown purpose {p!r}"
+                for p in role.purposes
+                if p not in self.purposes
+            ]
+        for purpose_name, purpose in self.purposes.items():
+            if purpose.requires_protocol and not self.protocols:
+                problems.append(f"purpose {purpose_name} requires a protocol but none is approved")
+        for name, dataset in self.datasets.items():
+            if not _DATASET.match(name):
+                problems.append(f"dataset key {name!r} must be <audience>/<name>")
+            problems += [
+                f"dataset {name}: unknown purpose {p!r}"
+                for p in dataset.purposes
+                if p not in self.purposes
+            ]
+            for scope in (dataset.read_scope, dataset.aggregate_scope):
+                if scope is not None and scope not in self.scopes:
+                    problems.append(f"dataset {name}: unknown scope {scope!r}")
+            problems += [
+                f"dataset {name}: unknown role {r!r}" for r in dataset.access if r not in self.roles
+            ]
+        for scope in (self.break_glass.scope, self.audit_scope):
+            if scope not in self.scopes:
+                problems.append(f"unknown scope {scope!r}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the canonical policy, recorded beside its version in the manifest."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+    def dataset(self, audience: str, name: str) -> DatasetPolicy | None:
+        """The policy of one dataset, or None when the policy does not mention it."""
+        return self.datasets.get(f"{audience}/{name}")
+
+    def role(self, name: str) -> Role | None:
+        """A role by exact name, or None."""
+        return self.roles.get(name)
+
+
+def load_policy(path: str | Path = DEFAULT_POLICY_PATH) -> Policy:
+    """Read and validate a policy file.
+
+    Args:
+        path: the YAML file (the shipped ``mcp_catalog/policy.yaml`` by default).
+
+    Returns:
+        The validated policy.
+
+    Raises:
+        PolicyError: when the file is missing, not YAML, or does not validate; the message
+            names the file and the first problems.
+    """
+    return _load(str(Path(path).resolve()))
+
+
+@cache
+def _load(path: str) -> Policy:
+    file = Path(path)
+    if not file.is_file():
+        raise PolicyError(
+            f"No policy file at {file}; pass --policy or restore mcp_catalog/policy.yaml."
+        )
+    try:
+        document = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"The policy file {file} is not valid YAML.") from exc
+    if isinstance(document, dict):
+        # ``x-`` keys hold YAML anchors shared by datasets; they are not policy.
+        document = {k: v for k, v in document.items() if not str(k).startswith("x-")}
+    try:
+        return Policy.model_validate(document)
+    except ValidationError as exc:
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or 'policy'}: {error['msg']}"
+            for error in exc.errors(include_url=False)[:5]
+        )
+        raise PolicyError(f"The policy file {file} does not validate: {details}") from None
