@@ -120,12 +120,20 @@ def _connect_text(lake_root: str) -> str:
     biofed = Path(sys.argv[0]).resolve()
     lake = Path(lake_root).resolve()
     return f"""
-Connect an MCP host (Claude Desktop: claude_desktop_config.json; VS Code: .vscode/mcp.json uses
-"servers" instead of "mcpServers"):
+Connect an MCP host over stdio (Claude Desktop: claude_desktop_config.json; VS Code:
+.vscode/mcp.json uses "servers" instead of "mcpServers"); it acts as the researcher identity
+in mcp_catalog/server.yaml:
 
   {{"mcpServers": {{"biofed": {{"command": "{biofed}",
-                              "args": ["serve", "--lake", "{lake}", "--role", "researcher"]}}}}}}
+                              "args": ["serve", "--lake", "{lake}"]}}}}}}
 
+Or over HTTP with OAuth bearer tokens (one per user, role and purpose):
+
+  {biofed} serve --http --lake {lake}
+  {biofed} token issue --lake {lake} --role researcher --purpose research \\
+      --protocol BIOFED-DEMO-001
+
+Verify the audit log of every call:  {biofed} audit verify --lake {lake}
 Browse the asset graph and runs:  make dev
   (DAGSTER_HOME={os.environ.get("DAGSTER_HOME")} .venv/bin/dagster dev -w workspace.yaml)"""
 
