@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import re
 import secrets
 import threading
 import time
@@ -58,7 +59,7 @@ from mcp_catalog.policy import DatasetPolicy, Policy
 from mcp_catalog.principal import Principal
 from mcp_catalog.query import BreakGlassTag, DatasetQuery, QueryError, rows_as_json
 from mcp_catalog.risk import RiskFeatures, RiskTracker
-from mcp_catalog.safety import shape_rows
+from mcp_catalog.safety import SafetyStats, clean_text, shape_rows
 from quality.freshness import FreshnessSLA, freshness_status
 from quality.lineage import LineageDataset, LineageEmitter
 
@@ -80,6 +81,14 @@ AUDIT_UNAVAILABLE_MESSAGE = (
 )
 _JSON = "application/json"
 _CACHE_MAX_BYTES = 256 * 1024
+# Code-system URIs are the identity of a code, not links for a reader: known terminologies are
+# returned as they are, anything else in a ``*system`` column is cleaned like any text.
+_TERMINOLOGY = re.compile(
+    r"http://(?:loinc\.org|snomed\.info/sct|unitsofmeasure\.org"
+    r"|www\.nlm\.nih\.gov/research/umls/rxnorm"
+    r"|hl7\.org/fhir/sid/(?:cvx|icd-10-cm|icd-10|ndc)"
+    r"|(?:terminology\.)?hl7\.org/(?:fhir/)?CodeSystem/[A-Za-z0-9.-]{1,64})"
+)
 
 logger = logging.getLogger(__name__)
 
@@ -259,10 +268,10 @@ class _Cache:
     def __init__(self, entries: int) -> None:
         self._entries = entries
         self._lock = threading.Lock()
-        self._store: OrderedDict[str, tuple[dict[str, Any], list[str], int]] = OrderedDict()
+        self._store: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         self.hits = 0
 
-    def get(self, key: str) -> tuple[dict[str, Any], list[str], int] | None:
+    def get(self, key: str) -> tuple[Any, ...] | None:
         with self._lock:
             found = self._store.get(key)
             if found is not None:
@@ -270,7 +279,7 @@ class _Cache:
                 self.hits += 1
             return found
 
-    def put(self, key: str, value: tuple[dict[str, Any], list[str], int], size: int) -> None:
+    def put(self, key: str, value: tuple[Any, ...], size: int) -> None:
         if self._entries <= 0 or size > _CACHE_MAX_BYTES:
             return
         with self._lock:
@@ -303,8 +312,12 @@ class _Call:
 
 
 def _fingerprint(payload: Any) -> str:
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return _fingerprint_and_size(payload)[0]
+
+
+def _fingerprint_and_size(payload: Any) -> tuple[str, int]:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return hashlib.sha256(text).hexdigest(), len(text)
 
 
 class _CatalogServer(MCPServer):
@@ -411,7 +424,7 @@ class CatalogService:
             self._lineage = lineage
         else:
             try:
-                self._lineage = LineageEmitter.for_lake(lake)
+                self._lineage = LineageEmitter.for_lake(lake, durable=False)
             except ValueError as exc:
                 raise CatalogBuildError(
                     "lineage for a lake on object storage goes over HTTP: set OPENLINEAGE_URL"
@@ -828,6 +841,7 @@ class CatalogService:
         classes = {c.name: c.column_class for c in governed.dataset.columns}
         free_text = {n for n, k in classes.items() if k == "free_text"}
         text_columns = {c.name for c in view.columns if c.type == "string"}
+        system_columns = {c for c in text_columns if c.endswith("system")}
         name = tool_name(view)
 
         def body(call: _Call, arguments: dict[str, Any]) -> BaseModel:
@@ -883,9 +897,17 @@ class CatalogService:
                 )
                 hit = self._cache.get(cache_key)
                 if hit is not None:
-                    page, subjects, rows = hit
+                    cached, subjects, rows, digest = hit
                     call.cached = True
-                    return self._finish_query(call, query, page, subjects, rows, selected, masked)
+                    return self._finish_query(
+                        call,
+                        cached.model_copy(update={"correlation_id": call.correlation_id}),
+                        subjects,
+                        rows,
+                        digest,
+                        selected,
+                        masked,
+                    )
             frame, schema = governed.table.scan()
             if consented is not None:
                 frame = frame.filter(pl.col(PERSON_COLUMN).is_in(consented.implode()))
@@ -909,9 +931,17 @@ class CatalogService:
                 else []
             )
             rows = rows_as_json(subjects_frame.select(selected), view)
+            trusted = system_columns & set(selected)
+            if trusted:
+                stats = SafetyStats()
+                for row in rows:
+                    for column in trusted:
+                        value = row[column]
+                        if value is not None and not _TERMINOLOGY.fullmatch(value):
+                            row[column] = clean_text(value, stats)
             shaped = shape_rows(
                 rows,
-                text_columns=text_columns & set(selected),
+                text_columns=(text_columns - system_columns) & set(selected),
                 free_text_columns=free_text & set(selected),
                 max_field_chars=self.policy.limits.max_field_chars,
                 max_bytes=self.policy.limits.max_page_bytes,
@@ -961,16 +991,16 @@ class CatalogService:
                 flagged_columns=shaped.flagged_columns,
                 break_glass=tag,
             )
-            page = result.model_dump(mode="json")
+            digest, size = _fingerprint_and_size(shaped.rows)
             if cache_key is not None and not shaped.flagged_columns:
-                self._cache.put(cache_key, (page, subjects, kept), len(json.dumps(page)))
+                self._cache.put(cache_key, (result, subjects, kept, digest), size)
             self._lineage.read(
                 job=f"mcp.{name}",
                 dataset=LineageDataset(uri=governed.table_uri, version=str(view.delta_version)),
             )
             if grant is not None:
                 self._review(call, grant)
-            return self._finish_query(call, query, page, subjects, kept, selected, masked)
+            return self._finish_query(call, result, subjects, kept, digest, selected, masked)
 
         def run_query(arguments: dict[str, Any], ctx: Context) -> BaseModel:
             call = _Call(
@@ -996,21 +1026,19 @@ class CatalogService:
     def _finish_query(
         self,
         call: _Call,
-        query: DatasetQuery,
-        page: dict[str, Any],
+        result: BaseModel,
         subjects: list[str],
         rows: int,
+        digest: str,
         selected: list[str],
         masked: list[str],
     ) -> BaseModel:
-        page = {**page, "correlation_id": call.correlation_id}
         call.rows = rows
         call.columns = selected
         call.masked = masked
-        cap = self.policy.limits.audit_subjects_cap
-        call.subjects = subjects[:cap]
-        call.result_sha256 = _fingerprint(page["rows"])
-        return query.result_model.model_validate(page)
+        call.subjects = subjects[: self.policy.limits.audit_subjects_cap]
+        call.result_sha256 = digest
+        return result
 
     def _review(self, call: _Call, grant: Any) -> None:
         p = call.principal

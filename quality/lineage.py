@@ -321,7 +321,7 @@ class LineageEmitter:
         self.strict = strict
 
     @classmethod
-    def for_lake(cls, lake_root: str | Path) -> LineageEmitter:
+    def for_lake(cls, lake_root: str | Path, *, durable: bool = True) -> LineageEmitter:
         """The emitter a pipeline or server should use for ``lake_root``.
 
         ``OPENLINEAGE_URL`` set: HTTP to ``<url>/<OPENLINEAGE_ENDPOINT or api/v1/lineage>``,
@@ -330,6 +330,9 @@ class LineageEmitter:
 
         Args:
             lake_root: The lake folder (only used in file mode).
+            durable: fsync each event in file mode. The catalog server passes False: its
+                audit log is the durable record of every read, and a second fsync per query
+                would double its cost.
 
         Returns:
             A ready emitter; call :meth:`close` when done.
@@ -340,7 +343,7 @@ class LineageEmitter:
         """
         url = os.environ.get("OPENLINEAGE_URL", "").strip()
         if not url:
-            return cls(NdjsonFileTransport(lineage_path(lake_root)))
+            return cls(NdjsonFileTransport(lineage_path(lake_root), fsync=durable))
         if urlsplit(url).scheme not in ("http", "https"):
             raise ValueError("OPENLINEAGE_URL must be an http:// or https:// URL")
         config: dict[str, Any] = {
