@@ -126,7 +126,7 @@ def audit_tools(service: CatalogService) -> list[Any]:
             )
 
         def run(arguments: dict[str, Any], ctx) -> BaseModel:
-            call = _Call(service.principal_of(ctx), name, arguments=redact_arguments(arguments))
+            call = service.new_call(ctx, name, arguments=redact_arguments(arguments))
             return service._run(call, None, scope, lambda c: body(c, arguments))
 
         return run
@@ -175,9 +175,7 @@ def audit_tools(service: CatalogService) -> list[Any]:
         )
 
     def verify(arguments: dict[str, Any], ctx) -> BaseModel:
-        call = _Call(
-            service.principal_of(ctx), "audit_verify", arguments=redact_arguments(arguments)
-        )
+        call = service.new_call(ctx, "audit_verify", arguments=redact_arguments(arguments))
         return service._run(call, None, scope, lambda c: verify_body(c, arguments))
 
     definitions = [

@@ -54,7 +54,7 @@ _MESSAGES: dict[LintRule, str] = {
     ),
 }
 
-_ANY_ADDRESS = re.compile(r"\b[a-z][a-z0-9+.-]*://|\bmailto:", re.IGNORECASE)
+_ANY_ADDRESS = re.compile(r"\b[a-z][a-z0-9+.-]{0,31}://|\bmailto:", re.IGNORECASE)
 _TOOL_SHAPED = re.compile(r"\b(?:query|aggregate)_\w+", re.IGNORECASE)
 
 # Verbs that, opening a sentence after "Always", "Never" or "Do not", direct the reader.
@@ -135,9 +135,8 @@ def lint_text(
     ``invisible_characters``, ``too_long``, ``url``, ``mentions_tool``,
     ``instruction_like``. Text that is empty, or holds nothing but white space and invisible
     characters, is reported as ``empty`` (plus ``invisible_characters``) and not checked
-    further.
-    The judging rules read the text with invisible characters removed, so hiding them inside
-    a word does not get an instruction past the linter.
+    further. The judging rules read the text with invisible characters removed, so hiding
+    them inside a word does not get an instruction past the linter.
 
     Args:
         where: Names the text in the findings, e.g. ``dataset patients description``.

@@ -132,6 +132,9 @@ class DatasetPolicy(BaseModel):
     purposes: list[str]
     consent: bool
     """Rows and counts are filtered by the consent the purpose requires."""
+    consent_scope: str | None = None
+    """The consent scope the materialised view is filtered by; purposes without a consent
+    scope of their own are still held to it at query time, so revocations count at once."""
     row_cap: int = Field(ge=1, le=10_000)
     min_cell_size: int = Field(ge=2, le=1000)
     read_scope: str

@@ -86,8 +86,10 @@ _ACTIVE_TAGS = (
     "math|meta|object|picture|portal|script|source|style|svg|track|video"
 )
 _LINK = re.compile(
-    r"(?P<image>!\[(?P<alt>[^\]\n]*)\]\((?P<isrc>[^)\n]*)\))"
-    r"|(?P<mdlink>\[(?P<text>[^\[\]\n]*)\]\((?P<href>[^()\n]*)\))"
+    # Bounded parts without brackets keep the scan linear; a link or image too long or too
+    # nested for these is still broken up by the leftover rules.
+    r"(?P<image>!\[(?P<alt>[^\[\]\n]{0,500})\]\((?P<isrc>[^()\n]{0,2000})\))"
+    r"|(?P<mdlink>\[(?P<text>[^\[\]\n]{0,500})\]\((?P<href>[^()\n]{0,2000})\))"
     r"|(?P<tag><(?=/?(?:" + _ACTIVE_TAGS + r")\b))"
     r"|(?P<leftover_link>\]\()"
     r"|(?P<leftover_image>!\[)"
@@ -142,8 +144,8 @@ def _defang_url_match(match: re.Match[str]) -> str:
 
 
 def _defang_inner(text: str) -> str:
-    # The parts of a link or image hold no "]" (alt) or no brackets or parentheses at all
-    # (text, href), so this recursion is shallow and ends.
+    # The parts of a link or image hold no brackets (alt, text) or parentheses (href), so
+    # this recursion is shallow and ends.
     return _LINK.sub(_defang_match, text) if _may_hold_link(text) else text
 
 
@@ -234,7 +236,7 @@ _OVERRIDE_NOUN = (
     r"context|messages|policies|constraints|restrictions|programming|training)"
 )
 _OVERRIDE_OBJECT = (
-    rf"(?:(?:{_WEAK}\s+)*{_STRONG}\s+(?:(?:{_WEAK}|{_STRONG})\s+)*{_OVERRIDE_NOUN}\b"
+    rf"(?:(?:{_WEAK}\s+){{0,4}}{_STRONG}\s+(?:(?:{_WEAK}|{_STRONG})\s+){{0,4}}{_OVERRIDE_NOUN}\b"
     r"|(?:everything|anything|all)\s+(?:above|before|previously|prior|said|"
     r"(?:that\s+)?you\s+(?:were|have\s+been)\s+told)\b"
     r"|(?:\w+\s+){0,2}?(?:guardrails|programming|filters|safety\s+(?:rules|guidelines|filters|"
@@ -541,6 +543,11 @@ class ShapedPage:
     """Columns of the kept rows holding instruction-like text, sorted."""
 
 
+# shape_rows reads at most this many characters of one value (times the field cap, and at
+# least the minimum): cleaning only shrinks text by what it strips, so this is plenty.
+_RAW_WINDOW_FACTOR = 4
+_RAW_WINDOW_MIN = 1024
+
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
@@ -562,7 +569,9 @@ def shape_rows(
     Every string value in ``text_columns`` (pass every column whose strings come from source
     data) goes through ``clean_text`` and then ``cap_field``. Values in
     ``free_text_columns`` (treated as text columns too) are then wrapped by ``fence``; the
-    fence is not counted in the cap, and an empty string stays empty. Text that
+    fence is not counted in the cap, and an empty string stays empty. To bound the work per
+    field, only the first ``4 * max_field_chars`` characters (at least 1,024) of a value are
+    read; the rest is dropped unread and counted in the truncation marker. Text that
     ``looks_like_instruction`` (judged on the cleaned, capped text, which is what is returned,
     and on the raw text too when invisible characters were stripped from it) is counted and
     its column listed; it is still returned, fenced when free text. Values that
@@ -658,10 +667,17 @@ def _shape_value(
         text, invisible, links, cut = value, 0, 0, False
         instruction = value.lower() in _ONE_WORD_INSTRUCTIONS
     else:
-        text, invisible, links = _clean(value)
-        text, cut = _cap(text, max_field_chars)
+        # Work per field is bounded: a huge value is read only as far as could matter.
+        window = max(_RAW_WINDOW_FACTOR * max_field_chars, _RAW_WINDOW_MIN)
+        unread = max(len(value) - window, 0)
+        raw = value[:window] if unread else value
+        text, invisible, links = _clean(raw)
+        dropped = max(len(text) - max_field_chars, 0) + unread
+        cut = dropped > 0
+        if cut:
+            text = text[:max_field_chars] + _truncation_marker(dropped)
         # Invisible characters can join words as well as split them: judge both readings.
-        instruction = _instruction_like(text) or (invisible > 0 and looks_like_instruction(value))
+        instruction = _instruction_like(text) or (invisible > 0 and looks_like_instruction(raw))
     if is_free and text:
         text = fence(text)
     return text, invisible, links, cut, instruction

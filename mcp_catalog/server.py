@@ -47,6 +47,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.resources import TextResource
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, create_model
 
@@ -66,6 +67,8 @@ from quality.lineage import LineageDataset, LineageEmitter
 SERVER_NAME = "biofed-catalog"
 LISTING_URI = "catalog://datasets"
 PRINCIPAL_SCOPE_KEY = "biofed.principal"
+CORRELATION_SCOPE_KEY = "biofed.correlation_id"
+"""Where the HTTP layer puts the request's correlation id (also sent as X-Correlation-Id)."""
 """Where the HTTP layer puts the verified principal in the ASGI scope."""
 CONSENT_TABLE = "_consent"
 """Per audience, ``gold/<audience>/_consent`` holds each person's current consent decisions."""
@@ -334,7 +337,7 @@ class _CatalogServer(MCPServer):
             principal is None or principal.transport == "stdio"
         ):
             # Over HTTP the transport layer has already audited the unknown name.
-            call = _Call(principal, "tools/call")
+            call = self._service.new_call(context, "tools/call")
             try:
                 self._service.audit(call, "deny", "unknown_tool")
             except AuditWriteError:
@@ -344,7 +347,7 @@ class _CatalogServer(MCPServer):
         return await super().call_tool(name, arguments, context)
 
     async def read_resource(self, uri: Any, context: Any = None) -> Any:
-        call = _Call(self._service.principal_of(context), "resources/read")
+        call = self._service.new_call(context, "resources/read")
         known = str(uri) in self._service.resource_uris(self._role)
         try:
             self._service.audit(
@@ -530,8 +533,12 @@ class CatalogService:
     def mcp_app(self, role: str) -> Any:
         """The role's streamable-HTTP ASGI app (stateless, JSON responses), built once."""
         if role not in self._apps:
+            # Host and Origin are checked by the biofed HTTP front (mcp_catalog.http) against
+            # the configured names; the SDK's own check would accept loopback names only.
             self._apps[role] = self.server_for(role).streamable_http_app(
-                stateless_http=True, json_response=True
+                stateless_http=True,
+                json_response=True,
+                transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
             )
         return self._apps[role]
 
@@ -589,6 +596,7 @@ class CatalogService:
             version=_server_version(),
             tools=tools,
             resources=resources,
+            log_level="WARNING",
         )
 
     def _resources_for(self, role: str, visible: list[GovernedDataset]) -> list[TextResource]:
@@ -618,6 +626,18 @@ class CatalogService:
         return resources
 
     # -- principals, audit ------------------------------------------------------------------
+
+    def new_call(self, context: Any, action: str, **fields: Any) -> _Call:
+        """The audit context of one call: its principal, and the correlation id the HTTP
+        front already gave the request (so the header names this call's audit record)."""
+        call = _Call(self.principal_of(context), action, **fields)
+        request = None
+        with contextlib.suppress(Exception):
+            request = context.request_context.request
+        correlation = getattr(request, "scope", {}).get(CORRELATION_SCOPE_KEY) if request else None
+        if isinstance(correlation, str) and re.fullmatch(r"[0-9a-f]{32}", correlation):
+            call.correlation_id = correlation
+        return call
 
     def principal_of(self, context: Any) -> Principal | None:
         """Who is calling: the verified principal of an HTTP request, else the configured
@@ -774,6 +794,13 @@ class CatalogService:
         principal = call.principal
         if principal is None:
             raise Denied("no_principal", "the caller could not be identified")
+        if principal.break_glass_problem is not None:
+            # A claim that does not qualify is refused wherever it is presented, and reported.
+            self._score(call, RiskFeatures(break_glass_invalid=True))
+            raise Denied(
+                principal.break_glass_problem,
+                "the break-glass claim of this token is not valid; this was reported",
+            )
         if scope not in principal.scopes:
             raise Denied("insufficient_scope", f"this tool requires the scope {scope}")
         if governed is None:
@@ -788,12 +815,6 @@ class CatalogService:
             )
         access = rules.access.get(principal.role)
         if access is not None and access.break_glass_only and call.action.startswith("query_"):
-            if principal.break_glass_problem is not None:
-                self._score(call, RiskFeatures(break_glass_invalid=True))
-                raise Denied(
-                    principal.break_glass_problem,
-                    "the break-glass claim of this token is not valid; this was reported",
-                )
             grant = principal.break_glass
             if grant is None:
                 raise Denied(
@@ -823,7 +844,11 @@ class CatalogService:
         self, governed: GovernedDataset, principal: Principal
     ) -> tuple[int, pl.Series | None]:
         """The consent version and the permitted pseudonyms (None: no consent filter)."""
-        scope = self.policy.purposes[principal.purpose].consent_scope
+        # The purpose's own consent scope, else the one the view was materialised under: a
+        # revocation then reaches every purpose on the next call, not the next run.
+        scope = (
+            self.policy.purposes[principal.purpose].consent_scope or governed.policy.consent_scope
+        )
         if governed.consent is None or scope is None:
             return -1, None
         return governed.consent.permitted(scope)
@@ -1003,8 +1028,8 @@ class CatalogService:
             return self._finish_query(call, result, subjects, kept, digest, selected, masked)
 
         def run_query(arguments: dict[str, Any], ctx: Context) -> BaseModel:
-            call = _Call(
-                self.principal_of(ctx),
+            call = self.new_call(
+                ctx,
                 name,
                 dataset=governed.key,
                 arguments=redact_arguments(arguments),
@@ -1138,8 +1163,8 @@ class CatalogService:
             return result
 
         def run_aggregate(arguments: dict[str, Any], ctx: Context) -> BaseModel:
-            call = _Call(
-                self.principal_of(ctx),
+            call = self.new_call(
+                ctx,
                 name,
                 dataset=governed.key,
                 arguments=redact_arguments(arguments),

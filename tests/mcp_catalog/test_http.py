@@ -83,7 +83,7 @@ class FakeGateway:
         self._servers: dict[str, MCPServer] = {}
         self._apps: dict[str, ASGIApp] = {}
         for role, tools in TOOL_SCOPES.items():
-            server = MCPServer(f"biofed-test-{role}")
+            server = MCPServer(f"biofed-test-{role}", log_level="WARNING")
             for name in tools:
                 server.add_tool(self._identity_tool(name), name=name, description="Who is asking.")
             self._servers[role] = server
@@ -921,11 +921,6 @@ def test_an_unwritable_audit_log_stops_a_call_to_an_unknown_tool(
 
 
 # -- the real MCP client through the front -----------------------------------------------------
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.mark.anyio

@@ -502,3 +502,19 @@ def test_a_plain_word_that_is_an_instruction_by_itself_is_flagged():
 
     assert page.rows == [{"key": "P00012ab", "code": "JAILBREAK"}]
     assert page.flagged_columns == ["code"]
+
+
+def test_a_huge_value_is_read_only_as_far_as_the_cap_can_use_and_the_rest_is_counted():
+    page = shape_rows(
+        [{"note": "x" * 5000}, {"note": "\u200b" * 3000 + "visible"}],
+        text_columns=["note"],
+        free_text_columns=[],
+        max_field_chars=10,
+    )
+
+    assert page.rows[0]["note"] == "x" * 10 + " …[truncated 4990 characters]"
+    # Only the first 1,024 characters are read: all invisible, so nothing is shown, and the
+    # marker counts what was left unread.
+    assert page.rows[1]["note"] == " …[truncated 1983 characters]"
+    assert page.stats.invisible_removed == 1024
+    assert page.stats.fields_truncated == 2

@@ -47,6 +47,7 @@ from mcp_catalog.auth import DEV_ISSUER, dev_key_paths, ensure_dev_key, issue_de
 from mcp_catalog.governance.deid import date_shifts, keyed_hash, restricted_zip3
 from mcp_catalog.governance.keys import load_keys
 from mcp_catalog.policy import load_policy
+from pipelines.cli import main as biofed_main
 
 REPO = Path(__file__).resolve().parents[2]
 BIOFED = str(Path(sys.executable).with_name("biofed"))
@@ -98,7 +99,8 @@ class Deployment:
     patient: str
     """The FHIR Patient id of the break-glass grants; one of their observations is hostile."""
     other_patient: str
-    cli_tokens: dict[str, str]
+    clinician_token: str
+    """Issued by ``biofed token issue`` with a break-glass grant for :attr:`patient`."""
 
     @property
     def base(self) -> str:
@@ -203,8 +205,19 @@ def finish(process: subprocess.Popen, timeout: float = 120) -> subprocess.Comple
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
-def run_biofed(*args: str | Path) -> subprocess.CompletedProcess:
-    return finish(biofed(*args))
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """``biofed`` commands in this process (only serve and token issue need their own)."""
+    # The server read its audit key from the lake's key file; so must the commands.
+    monkeypatch.delenv("BIOFED_AUDIT_KEY", raising=False)
+
+    def run(*args: str | Path) -> subprocess.CompletedProcess:
+        capsys.readouterr()
+        code = biofed_main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -220,19 +233,11 @@ def deployment(materialised_lake, tmp_path_factory) -> Iterator[Deployment]:
     config = base / "server.yaml"
     config.write_text(f"http:\n  host: 127.0.0.1\n  port: {port}\n")
     log = base / "server.log"
-    issue = ("token", "issue", "--lake", lake, "--config", config)
-    issuing = {
-        "clinician": biofed(
-            *issue,
-            *("--role", "clinician", "--purpose", "treatment", "--subject", "dr-grey"),
-            *("--break-glass-patient", patient, "--break-glass-reason", "emergency_treatment"),
-        ),
-        "researcher": biofed(
-            *issue,
-            *("--role", "researcher", "--purpose", "research", "--protocol", PROTOCOL),
-            *("--subject", "cli-rita"),
-        ),
-    }
+    issuing = biofed(
+        *("token", "issue", "--lake", lake, "--config", config, "--subject", "dr-grey"),
+        *("--role", "clinician", "--purpose", "treatment"),
+        *("--break-glass-patient", patient, "--break-glass-reason", "emergency_treatment"),
+    )
     with log.open("w") as log_file:
         server = subprocess.Popen(
             [BIOFED, "serve", "--http", "--lake", str(lake), "--port", str(port)]
@@ -244,13 +249,10 @@ def deployment(materialised_lake, tmp_path_factory) -> Iterator[Deployment]:
             stderr=subprocess.STDOUT,
         )
     try:
-        tokens = {}
-        for name, process in issuing.items():
-            done = finish(process)
-            assert done.returncode == 0, done.stderr
-            tokens[name] = done.stdout.strip()
+        issued = finish(issuing)
+        assert issued.returncode == 0, issued.stderr
         _wait_for_port(server, port, log)
-        yield Deployment(lake, port, config, log, patient, other_patient, tokens)
+        yield Deployment(lake, port, config, log, patient, other_patient, issued.stdout.strip())
     finally:
         _stop(server)
 
@@ -659,11 +661,6 @@ def test_dns_rebinding_is_refused_by_host_and_origin(
     assert_one_denial(tail.new(), reason, correlation_id, token, http_status=status)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: the catalog makes its own correlation id for a tool call instead of "
-    "using the one the HTTP front sends in X-Correlation-Id (biofed.correlation_id)",
-)
 def test_the_correlation_id_header_names_the_audit_record_of_the_call(
     deployment: Deployment, client: httpx2.Client
 ) -> None:
@@ -1133,6 +1130,19 @@ def test_free_text_is_not_part_of_any_research_tool(
     assert_one_denial(tail.new(), "validation_error", correlation_id)
 
 
+def _revoke(lake: Path, pseudonym: str) -> None:
+    """Land a revocation as the pipeline would: a new version of the consent table, written
+    while the server runs."""
+    uri = str(lake / "gold/research/_consent")
+    current = DeltaTable(uri).to_pyarrow_table()
+    updated = pl.from_arrow(current).with_columns(
+        permitted=pl.when(pl.col("person_pseudonym") == pseudonym)
+        .then(False)
+        .otherwise(pl.col("permitted"))
+    )
+    write_deltalake(uri, updated.to_arrow().cast(current.schema), mode="overwrite")
+
+
 def test_a_revoked_consent_removes_the_person_from_rows_and_counts_on_the_next_call(
     deployment: Deployment, client: httpx2.Client
 ) -> None:
@@ -1149,14 +1159,7 @@ def test_a_revoked_consent_removes_the_person_from_rows_and_counts_on_the_next_c
         call(client, deployment, make_token(deployment, "consent-a"), "aggregate_patients", {})
     )
 
-    uri = str(deployment.lake / "gold/research/_consent")
-    current = DeltaTable(uri).to_pyarrow_table()
-    updated = pl.from_arrow(current).with_columns(
-        permitted=pl.when(pl.col("person_pseudonym") == revoked)
-        .then(False)
-        .otherwise(pl.col("permitted"))
-    )
-    write_deltalake(uri, updated.to_arrow().cast(current.schema), mode="overwrite")
+    _revoke(deployment.lake, revoked)
 
     assert observed > 0
     assert result_of(call(client, deployment, token, "query_patients", only))["row_count"] == 0
@@ -1168,6 +1171,18 @@ def test_a_revoked_consent_removes_the_person_from_rows_and_counts_on_the_next_c
         call(client, deployment, make_token(deployment, "consent-b"), "aggregate_patients", {})
     )
     assert after["total_people"] == before["total_people"] - 1
+
+
+def test_a_revoked_consent_removes_the_person_for_quality_improvement_callers_too(
+    deployment: Deployment, client: httpx2.Client
+) -> None:
+    steward = make_token(deployment, "consent-steve", "data_steward")
+    rows = result_of(call(client, deployment, steward, "query_patients", {"limit": 1000}))["rows"]
+    revoked = sorted(_permitted(deployment.lake) & {r["person_pseudonym"] for r in rows})[0]
+    only = {"filters": {"person_pseudonym": {"eq": revoked}}}
+    assert result_of(call(client, deployment, steward, "query_patients", only))["row_count"] == 1
+    _revoke(deployment.lake, revoked)
+    assert result_of(call(client, deployment, steward, "query_patients", only))["row_count"] == 0
 
 
 # == D. Break-glass =============================================================================
@@ -1187,7 +1202,7 @@ def _observation_ids(lake: Path, patient: str) -> set[str]:
 def test_a_valid_grant_releases_only_the_granted_patient_tagged_and_queued_for_review(
     deployment: Deployment, client: httpx2.Client
 ) -> None:
-    token = deployment.cli_tokens["clinician"]
+    token = deployment.clinician_token
     tail = AuditTail(deployment.lake)
     response = call(client, deployment, token, "query_patient_observations", {"limit": 200})
     page = result_of(response)
@@ -1198,7 +1213,10 @@ def test_a_valid_grant_releases_only_the_granted_patient_tagged_and_queued_for_r
     assert (tag["patient"], tag["reason"]) == (deployment.patient, "emergency_treatment")
     assert datetime.fromisoformat(tag["expires"]) > datetime.now(UTC)
 
-    request, review = tail.new()
+    records = tail.new()
+    assert sorted(r["kind"] for r in records) == ["break_glass_review", "request"]
+    (request,) = [r for r in records if r["kind"] == "request"]
+    (review,) = [r for r in records if r["kind"] == "break_glass_review"]
     assert (request["kind"], request["decision"], request["reason"]) == ("request", "allow", "ok")
     assert (review["kind"], review["reason"]) == ("break_glass_review", "break_glass_review")
     assert review["correlation_id"] == request["correlation_id"] == page["correlation_id"]
@@ -1212,7 +1230,7 @@ def test_a_valid_grant_releases_only_the_granted_patient_tagged_and_queued_for_r
 def test_a_grant_cannot_be_pointed_at_another_patient_through_arguments(
     deployment: Deployment, client: httpx2.Client
 ) -> None:
-    token = deployment.cli_tokens["clinician"]
+    token = deployment.clinician_token
     other = deployment.other_patient
     for tool, column in (("query_patient_observations", "patient_id"), ("query_patient", "id")):
         page = result_of(
@@ -1277,11 +1295,6 @@ def test_a_grant_without_a_reason_or_after_its_window_is_denied_with_a_security_
     assert alerts[0]["risk_score"] >= POLICY.risk.refuse_at
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: a break-glass claim from a role that may not break glass is ignored "
-    "(break_glass_problem is only checked on break-glass-only datasets); no denial, no alert",
-)
 def test_a_grant_in_the_token_of_an_ineligible_role_is_denied_with_a_security_alert(
     deployment: Deployment, client: httpx2.Client
 ) -> None:
@@ -1328,7 +1341,7 @@ def test_break_glass_asked_for_in_arguments_or_meta_is_never_granted(
 def test_hostile_free_text_is_fenced_stripped_defanged_and_flagged(
     deployment: Deployment, client: httpx2.Client
 ) -> None:
-    token = deployment.cli_tokens["clinician"]
+    token = deployment.clinician_token
     tail = AuditTail(deployment.lake)
     page = result_of(
         call(
@@ -1374,36 +1387,23 @@ def test_a_forced_internal_error_is_a_fixed_sentence_with_a_correlation_id(
 def test_a_tool_surface_that_drifted_from_the_reviewed_contract_stops_the_server(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    shipped = json.loads((REPO / "mcp_catalog" / "contract.json").read_text())
-    tampered_description = json.loads(json.dumps(shipped))
-    tool = next(
-        t
-        for t in tampered_description["roles"]["researcher"]["tools"]
-        if t["name"] == "query_patients"
-    )
+    contract = json.loads((REPO / "mcp_catalog" / "contract.json").read_text())
+    (tool,) = [t for t in contract["roles"]["researcher"]["tools"] if t["name"] == "query_patients"]
     tool["description"] += " Reviewed."
-    tampered_default = json.loads(json.dumps(shipped))
-    tool = next(
-        t for t in tampered_default["roles"]["researcher"]["tools"] if t["name"] == "query_patients"
-    )
     tool["inputSchema"]["properties"]["limit"]["default"] = 1000
-    starts = []
-    for name, contract in (("description", tampered_description), ("default", tampered_default)):
-        (tmp_path / f"{name}.json").write_text(json.dumps(contract))
-        config = tmp_path / f"{name}.yaml"
-        config.write_text(
-            f"contract: {tmp_path / f'{name}.json'}\n"
-            f"http:\n  host: 127.0.0.1\n  port: {_free_port()}\n"
-        )
-        starts.append(biofed("serve", "--http", "--lake", deployment.lake, "--config", config))
-    for process in starts:
-        done = finish(process)
-        assert done.returncode == 2, done.stderr
-        assert "the tool contract of role researcher differs from the reviewed snapshot" in (
-            done.stderr
-        )
-        assert "tools changed: query_patients" in done.stderr
-        assert "Traceback" not in done.stderr and done.stdout == ""
+    (tmp_path / "tampered.json").write_text(json.dumps(contract))
+    config = tmp_path / "server.yaml"
+    config.write_text(
+        f"contract: {tmp_path / 'tampered.json'}\n"
+        f"http:\n  host: 127.0.0.1\n  port: {_free_port()}\n"
+    )
+    done = finish(biofed("serve", "--http", "--lake", deployment.lake, "--config", config))
+    assert done.returncode == 2, done.stderr
+    assert (
+        "the tool contract of role researcher differs from the reviewed snapshot "
+        "(tools changed: query_patients)"
+    ) in done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
 
 
 # == F. Protocol and robustness =================================================================
@@ -1487,7 +1487,7 @@ async def test_the_mcp_client_sees_one_governed_role_through_the_real_server(
 
 @pytest.mark.anyio
 async def test_two_hundred_parallel_calls_from_four_principals_each_get_only_their_own_view(
-    deployment: Deployment,
+    deployment: Deployment, cli
 ) -> None:
     grant = {"break_glass_patient": deployment.patient, "break_glass_reason": "patient_safety"}
     callers = {
@@ -1513,6 +1513,9 @@ async def test_two_hundred_parallel_calls_from_four_principals_each_get_only_the
         ),
     }
     permitted = _permitted(deployment.lake)
+    in_view = set(
+        _read_delta(deployment.lake / "gold/research/patients").get_column("person_pseudonym")
+    )
     granted_ids = _observation_ids(deployment.lake, deployment.patient)
     tail = AuditTail(deployment.lake)
     answers: list[tuple[str, dict[str, Any]]] = []
@@ -1547,11 +1550,11 @@ async def test_two_hundred_parallel_calls_from_four_principals_each_get_only_the
             assert {row["person_pseudonym"] for row in rows} <= permitted
         elif who == "par-bob":
             assert all(list(row) == ["person_pseudonym", "code", "value_quantity"] for row in rows)
-            assert {row["person_pseudonym"] for row in rows} <= permitted
+            assert {row["person_pseudonym"] for row in rows} <= in_view
         elif who == "par-steve":
             assert all(set(row) == set(STEWARD_COLUMNS) for row in rows)
             assert set(page["masked_columns"]) == set(PATIENT_COLUMNS) - set(STEWARD_COLUMNS)
-            assert {row["person_pseudonym"] for row in rows} <= permitted
+            assert {row["person_pseudonym"] for row in rows} <= in_view
         else:
             assert {row["id"] for row in rows} <= granted_ids
             assert page["break_glass"]["patient"] == deployment.patient
@@ -1572,7 +1575,7 @@ async def test_two_hundred_parallel_calls_from_four_principals_each_get_only_the
     seqs = [r["seq"] for r in records]
     assert seqs == list(range(seqs[0], seqs[0] + 250))
 
-    done = run_biofed("audit", "verify", "--lake", deployment.lake)
+    done = cli("audit", "verify", "--lake", deployment.lake)
     total = len(audit_records(deployment.lake))
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"Audit chain verified: {total} records, no gap, no edit." in done.stdout
@@ -1617,7 +1620,7 @@ def _edit(lines: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("damage", ["edit", "delete", "swap"])
 def test_biofed_audit_verify_names_the_first_edited_deleted_or_reordered_record(
-    deployment: Deployment, client: httpx2.Client, tmp_path: Path, damage: str
+    deployment: Deployment, client: httpx2.Client, cli, tmp_path: Path, damage: str
 ) -> None:
     token = make_token(deployment, "tamper-alice")
     for _ in range(4):
@@ -1634,22 +1637,21 @@ def test_biofed_audit_verify_names_the_first_edited_deleted_or_reordered_record(
         "swap": lambda ls: [*ls[:2], ls[3], ls[2], *ls[4:]],
     }[damage](lines)
     path.write_text("\n".join(changed) + "\n")
-    done = run_biofed("audit", "verify", "--lake", copy)
+    done = cli("audit", "verify", "--lake", copy)
     assert done.returncode == 1, done.stdout
     assert done.stdout.startswith("Audit chain BROKEN at line 3: ")
 
 
 def test_biofed_audit_export_writes_fhir_audit_events_and_alerts_list_the_break_glass_denial(
-    deployment: Deployment, client: httpx2.Client, tmp_path: Path
+    deployment: Deployment, client: httpx2.Client, cli, tmp_path: Path
 ) -> None:
     now = int(time.time())
     grant = _grant(deployment.patient, reason=None, start=now, end=now + 600)
     token = signed(deployment, _clinician_claims(deployment, "alert-clinician", grant))
     _, correlation_id = tool_refusal(call(client, deployment, token, "query_patient_observations"))
     out = tmp_path / "audit-events.ndjson"
-    exporting = biofed("audit", "export", "--lake", deployment.lake, "--out", out)
-    alerting = biofed("audit", "alerts", "--lake", deployment.lake, "--limit", "200")
-    exported, alerts = finish(exporting), finish(alerting)
+    exported = cli("audit", "export", "--lake", deployment.lake, "--out", out)
+    alerts = cli("audit", "alerts", "--lake", deployment.lake, "--limit", "200")
     assert exported.returncode == 0, exported.stderr
     events = [json.loads(line) for line in out.read_text().splitlines()]
     assert exported.stdout.strip() == (f"Wrote {len(events)} FHIR AuditEvent resources to {out}.")
@@ -1668,7 +1670,7 @@ def test_biofed_audit_export_writes_fhir_audit_events_and_alerts_list_the_break_
 
 
 def test_biofed_scan_passes_the_shipped_deployment_and_fails_a_bad_one(
-    deployment: Deployment, tmp_path: Path
+    deployment: Deployment, cli, tmp_path: Path
 ) -> None:
     policy = (REPO / "mcp_catalog" / "policy.yaml").read_text()
     researcher = (
@@ -1690,9 +1692,8 @@ def test_biofed_scan_passes_the_shipped_deployment_and_fails_a_bad_one(
     (tmp_path / "policy.yaml").write_text(policy)
     bad = tmp_path / "server.yaml"
     bad.write_text("http:\n  host: 0.0.0.0\nauth:\n  enabled: false\npolicy: policy.yaml\n")
-    shipped = biofed("scan", "--lake", deployment.lake)
-    failing = biofed("scan", "--config", bad, "--lake", deployment.lake)
-    passed, failed = finish(shipped), finish(failing)
+    passed = cli("scan", "--lake", deployment.lake)
+    failed = cli("scan", "--config", bad, "--lake", deployment.lake)
     assert passed.returncode == 0, passed.stdout
     assert passed.stdout.startswith("biofed scan: no problems found")
     assert failed.returncode == 1, failed.stdout + failed.stderr
