@@ -651,18 +651,25 @@ class CatalogService:
             return principal if isinstance(principal, Principal) else None
         return self._stdio_principal
 
+    @staticmethod
+    def _who(principal: Principal | None) -> dict[str, Any]:
+        """The identity fields of an audit record."""
+        p = principal
+        return {
+            "transport": p.transport if p else "stdio",
+            "principal": p.subject if p else None,
+            "client_id": p.client_id if p else None,
+            "role": p.role if p else None,
+            "purpose": p.purpose if p else None,
+            "protocol": p.protocol if p else None,
+        }
+
     def audit(self, call: _Call, decision: str, reason: str, *, detail: str | None = None) -> None:
         """Append the audit record of one call (raises :class:`AuditWriteError`)."""
-        p = call.principal
         self._audit.append(
             AuditEvent(
                 correlation_id=call.correlation_id,
-                transport=p.transport if p else "stdio",
-                principal=p.subject if p else None,
-                client_id=p.client_id if p else None,
-                role=p.role if p else None,
-                purpose=p.purpose if p else None,
-                protocol=p.protocol if p else None,
+                **self._who(call.principal),
                 action=call.action,
                 dataset=call.dataset,
                 arguments=call.arguments,
@@ -770,16 +777,11 @@ class CatalogService:
         raise ToolError(f"{denied.message} (correlation id {call.correlation_id})") from None
 
     def _alert(self, call: _Call, reason: str) -> None:
-        p = call.principal
         self._audit.append(
             AuditEvent(
                 kind="security_alert",
                 correlation_id=call.correlation_id,
-                transport=p.transport if p else "stdio",
-                principal=p.subject if p else None,
-                client_id=p.client_id if p else None,
-                role=p.role if p else None,
-                purpose=p.purpose if p else None,
+                **self._who(call.principal),
                 action=call.action,
                 dataset=call.dataset,
                 decision="deny",
@@ -1066,17 +1068,11 @@ class CatalogService:
         return result
 
     def _review(self, call: _Call, grant: Any) -> None:
-        p = call.principal
-        assert p is not None
         self._audit.append(
             AuditEvent(
                 kind="break_glass_review",
                 correlation_id=call.correlation_id,
-                transport=p.transport,
-                principal=p.subject,
-                client_id=p.client_id,
-                role=p.role,
-                purpose=p.purpose,
+                **self._who(call.principal),
                 action=call.action,
                 dataset=call.dataset,
                 decision="allow",
