@@ -18,7 +18,7 @@ WEIGHTS: dict[str, int] = {
     "direct_identifiers_requested": 30,
     "many_quasi_identifiers": 15,
     "large_page": 10,
-    "break_glass": 40,
+    "break_glass": 50,
     "break_glass_invalid": 90,
     "burst_rate": 25,
     "extreme_burst_rate": 50,

@@ -615,15 +615,6 @@ def _check_descriptions(policy_data: Any, manifest: Manifest | None) -> list[Fin
     ]
 
 
-def _check_descriptions(policy: Policy | None, manifest: Manifest | None) -> list[Finding]:
-    tool_names = _tool_names(policy, manifest)
-    return [
-        Finding("instruction_in_description", found.where, f"{found.message} (lint: {found.rule})")
-        for where, text in _description_texts(policy, manifest)
-        for found in lint_text(where, text, tool_names=tool_names)
-    ]
-
-
 def _repo_files(root: Path) -> list[str]:
     """Paths (relative, POSIX) of the files to inspect below ``root``."""
     if (root / ".git").exists():

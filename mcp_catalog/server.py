@@ -181,8 +181,28 @@ class _PinnedTable:
                     self._uri, version=self._version, storage_options=self._storage_options
                 )
                 frame = pl.scan_delta(table)
-                self._opened = (frame, frame.collect_schema())
+                schema = frame.collect_schema()
+                files = _pinned_files(table, schema)
+                self._opened = (frame if files is None else files, schema)
             return self._opened
+
+
+def _pinned_files(table: DeltaTable, schema: pl.Schema) -> pl.LazyFrame | None:
+    """A plain Parquet scan of a pinned version's data files, when that reads the same rows.
+
+    ``scan_delta`` resolves the file list from the log on every collect (3-4 ms a query on a
+    1M-row view); the version is pinned, so its files are fixed. Only for local tables whose
+    files hold the logical rows as they are: no partition columns, deletion vectors or column
+    mapping, and the same schema as the Delta scan; otherwise None (use ``scan_delta``).
+    """
+    features = set(table.protocol().reader_features or ())
+    if features & {"deletionVectors", "columnMapping"} or table.metadata().partition_columns:
+        return None
+    files = table.file_uris()
+    if not files or any("://" in f and not f.startswith("file://") for f in files):
+        return None
+    frame = pl.scan_parquet(files)
+    return frame if frame.collect_schema() == schema else None
 
 
 class ConsentIndex:
@@ -758,6 +778,9 @@ class CatalogService:
             ) from None
         try:
             self.audit(call, "allow", "ok")
+            if call.break_glass is not None:
+                # After the release record, so a review never exists for data not released.
+                self._review(call)
         except AuditWriteError:
             logger.error("audit write failed; correlation id %s", call.correlation_id)
             raise ToolError(
@@ -881,11 +904,17 @@ class CatalogService:
             selected = query.selected(parsed)
             limit: int = parsed.limit  # type: ignore[attr-defined]
             grant = principal.break_glass if rules.access[role].break_glass_only else None
+            # Under a grant, identifiers are what break-glass is for: its own weight (at the
+            # alert threshold) stands in for them, so every use is listed but a normal one passes.
             self._check_risk(
                 call,
                 RiskFeatures(
-                    direct_identifiers=sum(classes[c] == "direct_identifier" for c in selected),
-                    quasi_identifiers=sum(classes[c] == "quasi_identifier" for c in selected),
+                    direct_identifiers=0
+                    if grant
+                    else sum(classes[c] == "direct_identifier" for c in selected),
+                    quasi_identifiers=0
+                    if grant
+                    else sum(classes[c] == "quasi_identifier" for c in selected),
                     rows_requested=limit,
                     break_glass=grant is not None,
                 ),
@@ -1025,8 +1054,6 @@ class CatalogService:
                 job=f"mcp.{name}",
                 dataset=LineageDataset(uri=governed.table_uri, version=str(view.delta_version)),
             )
-            if grant is not None:
-                self._review(call, grant)
             return self._finish_query(call, result, subjects, kept, digest, selected, masked)
 
         def run_query(arguments: dict[str, Any], ctx: Context) -> BaseModel:
@@ -1067,7 +1094,7 @@ class CatalogService:
         call.result_sha256 = digest
         return result
 
-    def _review(self, call: _Call, grant: Any) -> None:
+    def _review(self, call: _Call) -> None:
         self._audit.append(
             AuditEvent(
                 kind="break_glass_review",

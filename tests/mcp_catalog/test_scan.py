@@ -757,3 +757,12 @@ def test_main_without_a_built_catalog_skips_the_catalog_checks(
 def test_main_exits_2_on_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--no-such-option"]) == 2
     assert "usage: biofed scan" in capsys.readouterr().err
+
+
+def test_a_policy_missing_a_description_is_reported_not_raised(tmp_path: Path) -> None:
+    document = _shipped_policy()
+    del document["purposes"]["treatment"]["description"]
+    policy = _write_yaml(tmp_path / "policy.yaml", document)
+    report = scan(policy_path=policy)
+    assert not report.ok
+    assert "policy_invalid" in _rules(report)

@@ -699,3 +699,24 @@ async def test_each_query_emits_one_lineage_read_event_without_arguments(tmp_pat
     assert events[0]["inputs"][0]["name"].endswith("gold/research/patients")
     assert events[0]["inputs"][0]["facets"]["version"]["datasetVersion"] == "0"
     assert secret not in json.dumps(events)
+
+
+def test_a_pinned_version_is_read_from_its_files_only_when_they_hold_the_rows_as_they_are(
+    tmp_path, lake: Lake
+):
+    from mcp_catalog.server import _pinned_files
+
+    plain = DeltaTable(lake.root / "gold" / "research" / "patients", version=0)
+    frame = pl.scan_delta(plain)
+    files = _pinned_files(plain, frame.collect_schema())
+    assert files is not None
+    assert_frame_equal(
+        files.collect().sort("person_pseudonym"), lake.patients.sort("person_pseudonym")
+    )
+
+    partitioned_uri = tmp_path / "partitioned"
+    from deltalake import write_deltalake
+
+    write_deltalake(partitioned_uri, lake.patients.to_arrow(), partition_by=["gender"])
+    partitioned = DeltaTable(partitioned_uri)
+    assert _pinned_files(partitioned, pl.scan_delta(partitioned).collect_schema()) is None

@@ -191,7 +191,7 @@ async def test_no_silver_identifier_appears_in_any_mcp_response(materialised_lak
         for resource in (await client.list_resources()).resources:
             for content in (await client.read_resource(resource.uri)).contents:
                 texts.append(content.text)
-        for dataset in manifest.datasets:
+        for dataset in manifest.for_audience("research"):
             cursor = None
             while True:
                 args = {"limit": dataset.max_limit} | ({"cursor": cursor} if cursor else {})

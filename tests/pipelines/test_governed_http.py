@@ -8,10 +8,12 @@ observation of the break-glass patient carries hostile free text (a new Delta ve
 
 Every case of ``SECURITY-CASES.md`` sections A-G is exercised at least once through the
 real process: raw requests with ``httpx2``, protocol sessions with the MCP SDK client, the
-audit log read from ``<lake>/_audit/audit.ndjson`` and the ``biofed`` command line. A
-denial is checked as: its status or error, exactly one new audit record (``deny``, a reason
-code, the correlation id the caller was given) with no token or patient value in it, and
-nothing read (``rows == 0``, no ``result_sha256``).
+audit log read from ``<lake>/_audit/audit.ndjson``. ``biofed serve`` and ``biofed token
+issue`` run as processes; ``biofed audit`` and ``biofed scan`` run through the same entry
+point in this process, which saves their start-up time. A denial is checked as: its status
+or error, exactly one new audit record (``deny``, a reason code, the correlation id the
+caller was given) with no token or patient value in it, and nothing read (``rows == 0``, no
+``result_sha256``): the server's read counter lives in another process.
 """
 
 import base64
@@ -224,7 +226,7 @@ def cli(capsys, monkeypatch):
 def deployment(materialised_lake, tmp_path_factory) -> Iterator[Deployment]:
     base = tmp_path_factory.mktemp("governed-http")
     lake = base / "lake"
-    shutil.copytree(materialised_lake.root, lake)
+    shutil.copytree(materialised_lake.root, lake, ignore=shutil.ignore_patterns("_audit"))
     ensure_dev_key(lake)
     patient, other_patient = _clinical_patients(lake)
     _inject_free_text(lake, patient)
@@ -732,8 +734,9 @@ def test_a_column_outside_the_view_is_refused_listing_the_allowed_columns(
         ({"sort": [{"column": "person_pseudonym; DROP TABLE t"}]}, "unknown column in sort"),
         ({"sort": [{"column": "Person_Pseudonym"}]}, "unknown column 'Person_Pseudonym' in sort"),
         ({"include_phi": True}, "unknown argument 'include_phi'"),
+        ({"delta_version": 0, "limit": 1}, "unknown argument 'delta_version'"),
     ],
-    ids=["order-by", "backticks", "quotes", "statement", "case", "include-phi"],
+    ids=["order-by", "backticks", "quotes", "statement", "case", "include-phi", "old-version"],
 )
 def test_sort_keys_and_arguments_match_the_allow_list_exactly(
     deployment: Deployment, client: httpx2.Client, arguments: dict[str, Any], expected: str
@@ -1044,7 +1047,7 @@ def _research_person(lake: Path) -> tuple[str, str, str]:
     candidates = (
         silver.join(counts, left_on="id", right_on="patient_id")
         .filter(pl.col("pseudonym").is_in(list(_permitted(lake))), pl.col("len").is_between(5, 150))
-        .sort("pseudonym")
+        .sort("id")
     )
     person = candidates.row(0, named=True)
     return person["pseudonym"], person["person_key"], person["id"]
@@ -1439,6 +1442,44 @@ def test_an_oversized_body_is_413_before_authentication(
     correlation_id = http_refusal(response, 413)
     record = assert_one_denial(tail.new(), "body_too_large", correlation_id, http_status=413)
     assert record["principal"] is None
+
+
+@pytest.mark.anyio
+async def test_the_rate_limit_holds_per_principal_and_every_429_is_audited(
+    deployment: Deployment,
+) -> None:
+    flood = make_token(deployment, "flood-mallory")
+    calm = make_token(deployment, "calm-alice")
+    tail = AuditTail(deployment.lake)
+    statuses: list[tuple[int, str]] = []
+
+    async def one(http: httpx2.AsyncClient, token: str) -> None:
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+        response = await http.post(
+            deployment.url,
+            content=json.dumps(body),
+            headers={**MCP_HEADERS, "Authorization": f"Bearer {token}"},
+        )
+        if response.status_code == 429:
+            assert int(response.headers["retry-after"]) >= 1
+        statuses.append((response.status_code, response.headers["x-correlation-id"]))
+
+    async with httpx2.AsyncClient(timeout=120) as http:
+        async with anyio.create_task_group() as group:
+            for _ in range(POLICY.limits.burst + 40):
+                group.start_soon(one, http, flood)
+        await one(http, calm)
+
+    limited = {cid for status, cid in statuses if status == 429}
+    assert limited and {status for status, _ in statuses} == {200, 429}
+    assert statuses[-1][0] == 200  # another principal is not slowed down
+    records = tail.new()
+    denied = [r for r in records if r["decision"] == "deny"]
+    assert {r["correlation_id"] for r in denied} == limited
+    for record in denied:
+        assert_denial(record, "rate_limited", None, flood, http_status=429)
+        assert record["principal"] == "flood-mallory"
+    assert len(records) == len(statuses)
 
 
 def test_an_unknown_method_is_not_found_and_audited_without_its_name(

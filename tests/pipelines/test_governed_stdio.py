@@ -122,7 +122,8 @@ async def _run_sessions(lake: Path) -> Sessions:
 @pytest.fixture(scope="module")
 def sessions(materialised_lake, tmp_path_factory) -> Sessions:
     lake = tmp_path_factory.mktemp("governed-stdio") / "lake"
-    shutil.copytree(materialised_lake.root, lake)
+    # A fresh audit log: the shared session lake has records of other tests' calls.
+    shutil.copytree(materialised_lake.root, lake, ignore=shutil.ignore_patterns("_audit"))
     return anyio.run(_run_sessions, lake)
 
 
