@@ -551,7 +551,7 @@ _RAW_WINDOW_MIN = 1024
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
-def _json_bytes(row: dict[str, Any]) -> int:
+def _json_bytes(row: Any) -> int:
     text = _JSON.encode(row)
     return len(text) if text.isascii() else len(text.encode("utf-8"))
 
@@ -615,14 +615,15 @@ def shape_rows(
     shaped: dict[bool, dict[str, tuple[str, int, int, bool, bool]]] = {False: {}, True: {}}
     # Rows of a page share their columns: work out which to shape once per set of keys.
     plans: dict[tuple[str, ...], list[tuple[str, bool]]] = {}
-    size = 2  # the enclosing brackets of the JSON array
+    shaped_rows: list[dict[str, Any]] = []
+    row_stats: list[tuple[int, int, int, list[str]]] = []
     for row in rows:
         keys = tuple(row)
         plan = plans.get(keys)
         if plan is None:
             plan = plans[keys] = [(column, column in free) for column in keys if column in text]
         new_row = dict(row)
-        invisible = links = truncated = instructions = 0
+        invisible = links = truncated = 0
         row_flags: list[str] = []
         for column, is_free in plan:
             value = row[column]
@@ -638,17 +639,26 @@ def shape_rows(
                 links += entry[2]
                 truncated += entry[3]
                 if entry[4]:
-                    instructions += 1
                     row_flags.append(column)
-        row_size = _json_bytes(new_row) + (1 if kept else 0)  # a comma before all but the first
-        if size + row_size > max_bytes:
-            break
-        size += row_size
-        kept.append(new_row)
+        shaped_rows.append(new_row)
+        row_stats.append((invisible, links, truncated, row_flags))
+    # One encoding of the whole page usually shows it fits; only a page over the cap is
+    # measured row by row to find the last whole row that does.
+    if _json_bytes(shaped_rows) <= max_bytes:
+        kept = shaped_rows
+    else:
+        size = 2  # the enclosing brackets of the JSON array
+        for new_row in shaped_rows:
+            row_size = _json_bytes(new_row) + (1 if kept else 0)  # a comma before all but one
+            if size + row_size > max_bytes:
+                break
+            size += row_size
+            kept.append(new_row)
+    for invisible, links, truncated, row_flags in row_stats[: len(kept)]:
         stats.invisible_removed += invisible
         stats.links_defanged += links
         stats.fields_truncated += truncated
-        stats.instruction_like += instructions
+        stats.instruction_like += len(row_flags)
         flagged.update(row_flags)
     stats.rows_dropped_for_bytes = len(rows) - len(kept)
     return ShapedPage(
