@@ -74,9 +74,11 @@ class ServerConfig(BaseModel):
     profile: Literal["development", "production"] = "development"
     transport: Literal["stdio", "http"] = "stdio"
     policy: str | None = None
-    """Path of the access policy; the shipped ``mcp_catalog/policy.yaml`` when unset."""
+    """Path of the access policy (relative to this file); the shipped
+    ``mcp_catalog/policy.yaml`` when unset."""
     contract: str | None = None
-    """Path of the reviewed tool contract; the shipped ``mcp_catalog/contract.json``."""
+    """Path of the reviewed tool contract (relative to this file); the shipped
+    ``mcp_catalog/contract.json`` when unset."""
     stdio: StdioIdentity = StdioIdentity()
     http: HttpConfig = HttpConfig()
     auth: AuthConfig = AuthConfig()
@@ -138,10 +140,17 @@ def load_config(path: str | Path | None = None) -> ServerConfig:
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"The server configuration {file} is not valid YAML.") from exc
     try:
-        return ServerConfig.model_validate(document)
+        config = ServerConfig.model_validate(document)
     except ValidationError as exc:
         details = "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}"
             for e in exc.errors(include_url=False)[:5]
         )
         raise ConfigError(f"The server configuration {file} does not validate: {details}") from None
+    # The policy and contract a configuration names are beside it, wherever it is run from.
+    relative = {
+        name: str((file.parent / value).resolve())
+        for name in ("policy", "contract")
+        if (value := getattr(config, name)) and not Path(value).is_absolute()
+    }
+    return config.model_copy(update=relative) if relative else config
