@@ -11,6 +11,7 @@ may serve, whether consent filters it, its row cap and its minimum cell size.
 """
 
 import hashlib
+import os
 import re
 from datetime import date
 from functools import cache
@@ -21,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent / "policy.yaml"
+POLICY_ENV = "BIOFED_POLICY"
 
 ColumnClass = Literal[
     "direct_identifier",
@@ -214,6 +216,9 @@ class Policy(BaseModel):
     model_config = _STRICT
 
     version: str
+    pseudonyms: dict[str, Literal["keyed", "surrogate"]] = {}
+    """Per audience: ``keyed`` (HMAC under the audience key, the default) or ``surrogate``
+    (random values kept in a restricted mapping table)."""
     scopes: dict[str, str]
     """Every scope biofed understands, with what it grants."""
     purposes: dict[str, Purpose]
@@ -293,16 +298,22 @@ class Policy(BaseModel):
         """The policy of one dataset, or None when the policy does not mention it."""
         return self.datasets.get(f"{audience}/{name}")
 
+    def pseudonym_scheme(self, audience: str) -> str:
+        """How an audience's identifiers become pseudonyms (``keyed`` unless set)."""
+        return self.pseudonyms.get(audience, "keyed")
+
     def role(self, name: str) -> Role | None:
         """A role by exact name, or None."""
         return self.roles.get(name)
 
 
-def load_policy(path: str | Path = DEFAULT_POLICY_PATH) -> Policy:
+def load_policy(path: str | Path | None = None) -> Policy:
     """Read and validate a policy file.
 
     Args:
-        path: the YAML file (the shipped ``mcp_catalog/policy.yaml`` by default).
+        path: the YAML file; by default ``$BIOFED_POLICY`` when set (so the pipeline and the
+            server of one deployment share a policy), else the shipped
+            ``mcp_catalog/policy.yaml``.
 
     Returns:
         The validated policy.
@@ -311,6 +322,8 @@ def load_policy(path: str | Path = DEFAULT_POLICY_PATH) -> Policy:
         PolicyError: when the file is missing, not YAML, or does not validate; the message
             names the file and the first problems.
     """
+    if path is None:
+        path = os.environ.get(POLICY_ENV) or DEFAULT_POLICY_PATH
     return _load(str(Path(path).resolve()))
 
 

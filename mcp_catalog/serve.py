@@ -8,6 +8,7 @@ to stderr and exit with status 2, without a traceback.
 import argparse
 import hashlib
 import hmac
+import os
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -26,7 +27,13 @@ from mcp_catalog.contract import (
 )
 from mcp_catalog.disclosure import QueryLedger
 from mcp_catalog.manifest import ManifestError, load_manifest
-from mcp_catalog.policy import DEFAULT_POLICY_PATH, Policy, PolicyError, load_policy
+from mcp_catalog.policy import (
+    DEFAULT_POLICY_PATH,
+    POLICY_ENV,
+    Policy,
+    PolicyError,
+    load_policy,
+)
 from mcp_catalog.principal import PrincipalError, configured_principal
 from mcp_catalog.server import CatalogBuildError, CatalogService
 
@@ -53,7 +60,9 @@ def policy_path(config: ServerConfig, override: str | Path | None = None) -> Pat
     """The policy file a configuration names (or the shipped one)."""
     if override is not None:
         return Path(override)
-    return Path(config.policy) if config.policy else DEFAULT_POLICY_PATH
+    if config.policy:
+        return Path(config.policy)
+    return Path(os.environ.get(POLICY_ENV) or DEFAULT_POLICY_PATH)
 
 
 def open_audit(lake: str | Path) -> AuditLog:

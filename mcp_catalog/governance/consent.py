@@ -4,7 +4,7 @@ from datetime import datetime
 
 import polars as pl
 
-from mcp_catalog.governance.deid import pseudonymise
+from mcp_catalog.governance.deid import Pseudonyms
 
 RESEARCH_SCOPE = "research"
 
@@ -49,7 +49,7 @@ def consent_status(
     *,
     as_of: datetime,
     scopes: tuple[str, ...],
-    pseudonym_key: bytes,
+    pseudonyms: Pseudonyms,
 ) -> pl.DataFrame:
     """Every person's current decision per consent scope, under the audience's pseudonym.
 
@@ -61,7 +61,7 @@ def consent_status(
         people: every ``person_key`` of the lake.
         as_of: the time at which consent must hold.
         scopes: the consent scopes the policy's purposes require.
-        pseudonym_key: the audience's pseudonym key.
+        pseudonyms: the audience's pseudonym scheme.
 
     Returns:
         ``person_pseudonym``, ``scope``, ``permitted`` (bool), one row per person and scope,
@@ -86,7 +86,5 @@ def consent_status(
             pl.lit(None, pl.String).alias("scope"), pl.lit(None, pl.Boolean).alias("permitted")
         ).clear()
     )
-    frame = pseudonymise(
-        frame, "person_key", key=pseudonym_key, prefix="P", alias="person_pseudonym"
-    )
+    frame = pseudonyms.apply(frame, "person_key", prefix="P", alias="person_pseudonym")
     return frame.sort("person_pseudonym", "scope")

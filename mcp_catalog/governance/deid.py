@@ -6,10 +6,13 @@ date for ages is an argument), so a view is reproducible from its inputs and key
 
 import hashlib
 import hmac
+import secrets
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 import polars as pl
 import yaml
@@ -63,6 +66,82 @@ def pseudonymise(
     pseudonyms = pl.Series(alias, keyed_hash(key, values, prefix=prefix), dtype=pl.String())
     position = frame.columns.index(column)
     return frame.drop(column).insert_column(position, pseudonyms)
+
+
+PseudonymScheme = Literal["keyed", "surrogate"]
+"""``keyed``: HMAC of the identifier under the audience's key (stable, recomputable by the key
+holder). ``surrogate``: a random value per identifier, kept in a restricted mapping table
+(nothing about the identifier is in it; unlinkable even with every key)."""
+
+SURROGATE_SCHEMA = {"prefix": pl.String(), "identifier": pl.String(), "surrogate": pl.String()}
+SURROGATE_HEX = 20
+"""Hex characters of a random surrogate: the same shape as a keyed pseudonym."""
+
+
+def new_surrogates(wanted: pl.DataFrame, existing: pl.DataFrame) -> pl.DataFrame:
+    """Random surrogates for the ``(prefix, identifier)`` pairs that have none yet.
+
+    Args:
+        wanted: ``prefix``, ``identifier`` pairs (duplicates and nulls allowed).
+        existing: the mapping so far (:data:`SURROGATE_SCHEMA`).
+
+    Returns:
+        New mapping rows only, ``<prefix>-<20 random hex>``, distinct from every existing
+        surrogate.
+    """
+    missing = (
+        wanted.drop_nulls()
+        .unique()
+        .join(existing.select("prefix", "identifier"), on=["prefix", "identifier"], how="anti")
+        .sort("prefix", "identifier")
+    )
+    taken = set(existing.get_column("surrogate").to_list())
+    surrogates = []
+    for prefix in missing.get_column("prefix").to_list():
+        value = f"{prefix}-{secrets.token_hex(SURROGATE_HEX // 2)}"
+        while value in taken:  # pragma: no cover - 80 random bits
+            value = f"{prefix}-{secrets.token_hex(SURROGATE_HEX // 2)}"
+        taken.add(value)
+        surrogates.append(value)
+    return missing.with_columns(pl.Series("surrogate", surrogates, dtype=pl.String())).select(
+        list(SURROGATE_SCHEMA)
+    )
+
+
+@dataclass(frozen=True)
+class Pseudonyms:
+    """How one audience's identifiers become pseudonyms: keyed, or random surrogates."""
+
+    key: bytes | None = None
+    """The audience's pseudonym key (keyed scheme)."""
+    surrogates: pl.DataFrame | None = None
+    """The mapping (surrogate scheme), :data:`SURROGATE_SCHEMA`."""
+
+    def apply(self, frame: pl.DataFrame, column: str, *, prefix: str, alias: str) -> pl.DataFrame:
+        """Replace an identifier column by its pseudonym under a new name.
+
+        Raises:
+            ValueError: under the surrogate scheme, when an identifier has no surrogate yet
+                (materialise the audience's surrogate table first).
+        """
+        if self.surrogates is None:
+            if self.key is None:
+                raise ValueError("a keyed scheme needs a key")
+            return pseudonymise(frame, column, key=self.key, prefix=prefix, alias=alias)
+        mapping = self.surrogates.filter(pl.col("prefix") == prefix).select(
+            pl.col("identifier").alias(column), pl.col("surrogate").alias(alias)
+        )
+        position = frame.columns.index(column)
+        joined = frame.with_columns(pl.col(column).cast(pl.String())).join(
+            mapping, on=column, how="left", maintain_order="left"
+        )
+        if joined.get_column(alias).null_count() > frame.get_column(column).null_count():
+            raise ValueError(
+                "some identifiers have no surrogate yet; materialise the audience's surrogate "
+                "table before its views"
+            )
+        pseudonyms = joined.get_column(alias)
+        return frame.drop(column).insert_column(position, pseudonyms)
 
 
 def date_shifts(person_keys: Iterable[str], *, key: bytes) -> pl.DataFrame:

@@ -6,14 +6,14 @@ schema, the data card and the table cannot drift apart.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 import polars as pl
 
 from mcp_catalog.governance.deid import (
+    Pseudonyms,
     birth_year_and_cap,
-    pseudonymise,
     shift_dates,
     zip3,
 )
@@ -31,6 +31,10 @@ from quality.valuesets import (
 )
 
 OWNER = "biofed data stewards <data-stewards@biofed.example>"
+PERSON_PREFIX = "P"
+ENCOUNTER_PREFIX = "E"
+"""Tags of person and encounter pseudonyms (an encounter's record_key in the encounters view
+and the encounter_key of other views are the same pseudonym, so they join)."""
 
 _DTYPES: dict[str, pl.DataType] = {
     "string": pl.String(),
@@ -70,14 +74,16 @@ class ViewColumn:
 class ViewContext:
     """Everything a view builder needs besides the silver frames."""
 
-    pseudonym_key: bytes
-    """The audience's pseudonym key."""
+    pseudonyms: Pseudonyms
+    """How the audience's identifiers become pseudonyms (keyed or surrogate)."""
     shifts: pl.DataFrame
     """``person_key``, ``shift_days`` for every person."""
     consented: pl.Series
     """``person_key`` values of people who consented to this audience's use."""
     reference_date: date
     """The date ages are computed at."""
+    record_prefix: str = ""
+    """The tag of the view's record pseudonyms (set from the view by :func:`build_view`)."""
 
 
 ViewBuilder = Callable[[dict[str, pl.DataFrame], ViewContext], pl.DataFrame]
@@ -97,6 +103,9 @@ class ViewSpec:
     columns: tuple[ViewColumn, ...]
     build: ViewBuilder = field(repr=False)
     owner: str = OWNER
+    record_prefix: str | None = None
+    """Tag of the record pseudonyms of a per-event view (``E``, ``C``, ...); None for views
+    without record keys."""
 
     @property
     def path(self) -> str:
@@ -167,21 +176,19 @@ def _consented(frame: pl.DataFrame, ctx: ViewContext) -> pl.DataFrame:
     return frame.filter(pl.col("person_key").is_in(ctx.consented.implode()))
 
 
-def _events(id_prefix: str, dates: tuple[str, ...]) -> ViewBuilder:
+def _events(dates: tuple[str, ...]) -> ViewBuilder:
     """A builder for per-person event tables: consent filter, date shift, pseudonyms."""
 
     def build(silver: dict[str, pl.DataFrame], ctx: ViewContext) -> pl.DataFrame:
         (frame,) = silver.values()
         frame = shift_dates(_consented(frame, ctx), dates, ctx.shifts)
-        frame = pseudonymise(
-            frame, "id", key=ctx.pseudonym_key, prefix=id_prefix, alias="record_key"
-        )
+        frame = ctx.pseudonyms.apply(frame, "id", prefix=ctx.record_prefix, alias="record_key")
         if "encounter_id" in frame.columns:
-            frame = pseudonymise(
-                frame, "encounter_id", key=ctx.pseudonym_key, prefix="E", alias="encounter_key"
+            frame = ctx.pseudonyms.apply(
+                frame, "encounter_id", prefix=ENCOUNTER_PREFIX, alias="encounter_key"
             )
-        return pseudonymise(
-            frame, "person_key", key=ctx.pseudonym_key, prefix="P", alias="person_pseudonym"
+        return ctx.pseudonyms.apply(
+            frame, "person_key", prefix=PERSON_PREFIX, alias="person_pseudonym"
         )
 
     return build
@@ -200,8 +207,8 @@ def _build_patients(silver: dict[str, pl.DataFrame], ctx: ViewContext) -> pl.Dat
     frame = shift_dates(frame, ("death_date",), ctx.shifts)
     frame = birth_year_and_cap(frame, reference=ctx.reference_date)
     frame = zip3(frame, "postal_code")
-    return pseudonymise(
-        frame, "person_key", key=ctx.pseudonym_key, prefix="P", alias="person_pseudonym"
+    return ctx.pseudonyms.apply(
+        frame, "person_key", prefix=PERSON_PREFIX, alias="person_pseudonym"
     )
 
 
@@ -282,7 +289,8 @@ RESEARCH_VIEWS: tuple[ViewSpec, ...] = (
             _shifted("period_end", "End of the encounter"),
             *_coded("reason_", "reason for the encounter"),
         ),
-        build=_events("E", ("period_start", "period_end")),
+        record_prefix="E",
+        build=_events(("period_start", "period_end")),
     ),
     ViewSpec(
         name="conditions",
@@ -311,7 +319,8 @@ RESEARCH_VIEWS: tuple[ViewSpec, ...] = (
             _shifted("abatement_datetime", "When the condition abated"),
             _shifted("recorded_date", "When the condition was recorded"),
         ),
-        build=_events("C", ("onset_datetime", "abatement_datetime", "recorded_date")),
+        record_prefix="C",
+        build=_events(("onset_datetime", "abatement_datetime", "recorded_date")),
     ),
     ViewSpec(
         name="observations",
@@ -336,7 +345,8 @@ RESEARCH_VIEWS: tuple[ViewSpec, ...] = (
                 "interpretation", "string", "Interpretation code (H, L, N, ...).", "clinical"
             ),
         ),
-        build=_events("O", ("effective_datetime",)),
+        record_prefix="O",
+        build=_events(("effective_datetime",)),
     ),
     ViewSpec(
         name="medication_requests",
@@ -355,7 +365,8 @@ RESEARCH_VIEWS: tuple[ViewSpec, ...] = (
             *_coded("medication_", "medication (RxNorm)"),
             _shifted("authored_on", "When the prescription was written"),
         ),
-        build=_events("M", ("authored_on",)),
+        record_prefix="M",
+        build=_events(("authored_on",)),
     ),
     ViewSpec(
         name="procedures",
@@ -373,7 +384,8 @@ RESEARCH_VIEWS: tuple[ViewSpec, ...] = (
             _shifted("performed_start", "When the procedure started"),
             _shifted("performed_end", "When the procedure ended"),
         ),
-        build=_events("R", ("performed_start", "performed_end")),
+        record_prefix="R",
+        build=_events(("performed_start", "performed_end")),
     ),
     ViewSpec(
         name="immunizations",
@@ -390,7 +402,8 @@ RESEARCH_VIEWS: tuple[ViewSpec, ...] = (
             *_coded("vaccine_", "vaccine (CVX)"),
             _shifted("occurrence_datetime", "When the vaccine was given"),
         ),
-        build=_events("I", ("occurrence_datetime",)),
+        record_prefix="I",
+        build=_events(("occurrence_datetime",)),
     ),
 )
 """The research audience's views of the EHR silo."""
@@ -407,7 +420,42 @@ def build_view(spec: ViewSpec, silver: dict[str, pl.DataFrame], ctx: ViewContext
     Returns:
         The view with exactly its declared columns, sorted by its key.
     """
+    ctx = replace(ctx, record_prefix=spec.record_prefix or "")
     return spec.conform(spec.build({s: silver[s] for s in spec.sources}, ctx)).sort(list(spec.key))
+
+
+def surrogate_identifiers(
+    silver: dict[str, pl.DataFrame], people: pl.Series, specs: tuple[ViewSpec, ...]
+) -> pl.DataFrame:
+    """Every ``(prefix, identifier)`` pair the views of ``specs`` pseudonymise.
+
+    Args:
+        silver: the views' source frames keyed by path.
+        people: every ``person_key``.
+        specs: the views.
+
+    Returns:
+        ``prefix``, ``identifier`` (duplicates possible), for :func:`new_surrogates`.
+    """
+    parts = [pl.DataFrame({"prefix": PERSON_PREFIX, "identifier": people.cast(pl.String())})]
+    for spec in specs:
+        if spec.record_prefix is None:
+            continue
+        (source,) = spec.sources
+        frame = silver[source]
+        parts.append(
+            frame.select(
+                pl.lit(spec.record_prefix).alias("prefix"), pl.col("id").alias("identifier")
+            )
+        )
+        if "encounter_id" in frame.columns:
+            parts.append(
+                frame.select(
+                    pl.lit(ENCOUNTER_PREFIX).alias("prefix"),
+                    pl.col("encounter_id").alias("identifier"),
+                )
+            )
+    return pl.concat([p.cast(pl.String()) for p in parts]).drop_nulls()
 
 
 @dataclass(frozen=True)

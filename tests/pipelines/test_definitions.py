@@ -15,6 +15,7 @@ def test_every_layer_of_the_ehr_silo_is_an_asset():
     expected |= {f"silver/ehr/{t}" for t in SILVER_TABLES}
     expected |= {f"gold/research/{v.name}" for v in RESEARCH_VIEWS}
     expected |= {"restricted/person_crosswalk", "catalog", "gold/research/_consent"}
+    expected |= {"restricted/surrogates"}
     assert keys == expected
 
 
@@ -24,4 +25,12 @@ def test_gold_views_depend_on_their_silver_sources_and_consent():
         parents = {
             k.to_user_string() for k in graph.get(dg.AssetKey(spec.path.split("/"))).parent_keys
         }
-        assert set(spec.sources) | {"silver/ehr/consents", "restricted/person_crosswalk"} == parents
+        assert (
+            set(spec.sources)
+            | {
+                "silver/ehr/consents",
+                "restricted/person_crosswalk",
+                "restricted/surrogates",
+            }
+            == parents
+        )

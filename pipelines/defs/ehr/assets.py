@@ -3,11 +3,23 @@
 from datetime import UTC, datetime
 
 import dagster as dg
+import polars as pl
 
 from connectors.fhir.schema import table_columns
 from mcp_catalog.governance.consent import consent_status, consented_people
-from mcp_catalog.governance.deid import date_shifts
-from mcp_catalog.governance.views import RESEARCH_VIEWS, ViewContext, ViewSpec, build_view
+from mcp_catalog.governance.deid import (
+    SURROGATE_SCHEMA,
+    Pseudonyms,
+    date_shifts,
+    new_surrogates,
+)
+from mcp_catalog.governance.views import (
+    RESEARCH_VIEWS,
+    ViewContext,
+    ViewSpec,
+    build_view,
+    surrogate_identifiers,
+)
 from mcp_catalog.policy import load_policy
 from pipelines import ehr
 from pipelines.lineage import asset_lineage, job_name, table_input, table_output
@@ -20,6 +32,7 @@ FILES_PATH = "bronze/ehr/files"
 REJECTS_PATH = "_rejects/ehr/fhir"
 CROSSWALK_PATH = "restricted/person_crosswalk"
 CONSENT_STATUS_PATH = "gold/research/_consent"
+SURROGATES_PATH = "restricted/surrogates"
 
 
 def bronze_path(table: str) -> str:
@@ -208,11 +221,85 @@ def _silver_asset(table: str) -> dg.AssetsDefinition:
     return _silver
 
 
+_SURROGATE_TABLE_SCHEMA = {"audience": pl.String(), **SURROGATE_SCHEMA}
+
+
+@dg.asset(
+    key=SURROGATES_PATH.split("/"),
+    freshness_policy=freshness_policy(SURROGATES_PATH),
+    group_name="research",
+    deps=[
+        dg.AssetKey(["restricted", "person_crosswalk"]),
+        *(
+            dg.AssetKey(s.split("/"))
+            for s in sorted({s for v in RESEARCH_VIEWS for s in v.sources})
+        ),
+    ],
+    description="Random surrogates for every identifier of the audiences whose policy scheme "
+    "is `surrogate`: audience, prefix, identifier, surrogate. Append-only, so a surrogate never "
+    "changes. Restricted: never exposed to any audience.",
+    owners=["team:data-stewards"],
+)
+def surrogates(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    store = lake.lake()
+    sources = sorted({s for v in RESEARCH_VIEWS for s in v.sources})
+    inputs = [table_input(store, p) for p in (CROSSWALK_PATH, *sources)]
+    with asset_lineage(
+        context, store, job=job_name(context.asset_key), inputs=inputs, outputs=[SURROGATES_PATH]
+    ):
+        policy = load_policy()
+        existing = (
+            store.read(SURROGATES_PATH)
+            if store.table(SURROGATES_PATH) is not None
+            else pl.DataFrame(schema=_SURROGATE_TABLE_SCHEMA)
+        )
+        added = pl.DataFrame(schema=_SURROGATE_TABLE_SCHEMA)
+        audiences = sorted({v.audience for v in RESEARCH_VIEWS})
+        for audience in audiences:
+            if policy.pseudonym_scheme(audience) != "surrogate":
+                continue
+            specs = tuple(v for v in RESEARCH_VIEWS if v.audience == audience)
+            wanted = surrogate_identifiers(
+                {s: store.read(s) for s in {s for v in specs for s in v.sources}},
+                store.read(CROSSWALK_PATH).get_column("person_key"),
+                specs,
+            )
+            fresh = new_surrogates(
+                wanted, existing.filter(pl.col("audience") == audience).drop("audience")
+            )
+            added = pl.concat([added, fresh.select(pl.lit(audience).alias("audience"), pl.all())])
+        outcome = store.insert_new(
+            SURROGATES_PATH,
+            added,
+            ["audience", "prefix", "identifier"],
+            run_id=context.run.run_id,
+        )
+    return dg.MaterializeResult(
+        metadata=write_metadata(
+            outcome,
+            existing.height + added.height,
+            new_surrogates=added.height,
+            schemes=", ".join(f"{a}: {policy.pseudonym_scheme(a)}" for a in audiences),
+        )
+    )
+
+
+def _pseudonyms(store, lake: LakeResource, audience: str) -> Pseudonyms:
+    """The audience's pseudonym scheme as the policy sets it."""
+    if load_policy().pseudonym_scheme(audience) == "surrogate":
+        mapping = store.read(SURROGATES_PATH)
+        return Pseudonyms(
+            surrogates=mapping.filter(pl.col("audience") == audience).drop("audience")
+        )
+    return Pseudonyms(key=lake.deid_keys().for_audience(audience))
+
+
 def _gold_asset(spec: ViewSpec) -> dg.AssetsDefinition:
     deps = [dg.AssetKey(s.split("/")) for s in spec.sources]
     deps += [
         dg.AssetKey(["silver", "ehr", "consents"]),
         dg.AssetKey(["restricted", "person_crosswalk"]),
+        dg.AssetKey(SURROGATES_PATH.split("/")),
     ]
 
     @dg.asset(
@@ -236,7 +323,7 @@ def _gold_asset(spec: ViewSpec) -> dg.AssetsDefinition:
             now = datetime.now(UTC)
             crosswalk = store.read(CROSSWALK_PATH)
             ctx = ViewContext(
-                pseudonym_key=keys.for_audience(spec.audience),
+                pseudonyms=_pseudonyms(store, lake, spec.audience),
                 shifts=date_shifts(
                     crosswalk.get_column("person_key").unique().to_list(), key=keys.date_shift
                 ),
@@ -271,6 +358,7 @@ gold_assets = [_gold_asset(spec) for spec in RESEARCH_VIEWS]
     deps=[
         dg.AssetKey(["silver", "ehr", "consents"]),
         dg.AssetKey(["restricted", "person_crosswalk"]),
+        dg.AssetKey(SURROGATES_PATH.split("/")),
     ],
     description="Every person's current consent decision per scope, under the research "
     "pseudonym. The catalog server re-reads it on every call, so a revocation takes effect "
@@ -296,7 +384,7 @@ def research_consent(context: dg.AssetExecutionContext, lake: LakeResource) -> d
             store.read(CROSSWALK_PATH).get_column("person_key"),
             as_of=datetime.now(UTC),
             scopes=scopes,
-            pseudonym_key=lake.deid_keys().for_audience("research"),
+            pseudonyms=_pseudonyms(store, lake, "research"),
         )
         outcome = store.merge(
             CONSENT_STATUS_PATH, status, ["person_pseudonym", "scope"], run_id=context.run.run_id

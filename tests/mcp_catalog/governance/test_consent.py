@@ -51,3 +51,26 @@ def test_a_later_revocation_removes_a_person_who_had_consented():
         ]
     )
     assert consented_people(consents, as_of=_at(2026)).to_list() == []
+
+
+def test_consent_status_lists_every_person_with_their_current_decision_per_scope():
+    from mcp_catalog.governance.consent import consent_status
+    from mcp_catalog.governance.deid import Pseudonyms, keyed_hash
+
+    consents = _consents(
+        [
+            ("pk-1", "active", "research", "permit", None, None, _at(2020)),
+            ("pk-2", "active", "research", "permit", None, None, _at(2020)),
+            ("pk-2", "inactive", "research", "permit", None, None, _at(2021)),
+        ]
+    )
+    people = pl.Series("person_key", ["pk-3", "pk-1", "pk-2", "pk-1"])
+    key = b"k" * 32
+    status = consent_status(
+        consents, people, as_of=_at(2022), scopes=("research",), pseudonyms=Pseudonyms(key=key)
+    )
+    pseudonyms = keyed_hash(key, ["pk-1", "pk-2", "pk-3"], prefix="P")
+    expected = dict(zip(pseudonyms, [True, False, False], strict=True))
+    assert dict(zip(status["person_pseudonym"], status["permitted"], strict=True)) == expected
+    assert status.columns == ["person_pseudonym", "scope", "permitted"]
+    assert status["scope"].unique().to_list() == ["research"] and status.height == 3

@@ -1,3 +1,4 @@
+import re
 from datetime import UTC, date, datetime
 
 import polars as pl
@@ -111,3 +112,44 @@ def test_zip_codes_keep_three_digits_and_restricted_prefixes_become_000():
     assert version and {"036", "059", "102", "893"} <= restricted
     frame = pl.DataFrame({"postal_code": ["03601", "10201-1234", "10001", "A1B 2C3", None]})
     assert zip3(frame).get_column("zip3").to_list() == ["000", "000", "100", None, None]
+
+
+def test_new_surrogates_are_random_per_identifier_and_never_reissued():
+    from mcp_catalog.governance.deid import SURROGATE_SCHEMA, new_surrogates
+
+    wanted = pl.DataFrame(
+        {"prefix": ["P", "P", "E", "P", None], "identifier": ["a", "b", "a", "a", "x"]}
+    )
+    first = new_surrogates(wanted, pl.DataFrame(schema=SURROGATE_SCHEMA))
+    assert first.select("prefix", "identifier").rows() == [("E", "a"), ("P", "a"), ("P", "b")]
+    assert all(re.fullmatch(r"[EP]-[0-9a-f]{20}", s) for s in first["surrogate"])
+    assert first["surrogate"].n_unique() == 3
+    again = new_surrogates(
+        wanted.vstack(pl.DataFrame({"prefix": ["P"], "identifier": ["c"]})), first
+    )
+    assert again.select("prefix", "identifier").rows() == [("P", "c")]
+    assert again["surrogate"].item() not in set(first["surrogate"])
+
+
+def test_surrogate_pseudonyms_replace_identifiers_from_the_mapping_and_refuse_unmapped_ones():
+    from mcp_catalog.governance.deid import Pseudonyms
+
+    mapping = pl.DataFrame(
+        {
+            "prefix": ["P", "P", "E"],
+            "identifier": ["a", "b", "a"],
+            "surrogate": ["P-1", "P-2", "E-9"],
+        }
+    )
+    frame = pl.DataFrame({"id": ["r1", "r2", "r3"], "person_key": ["b", None, "a"]})
+    out = Pseudonyms(surrogates=mapping).apply(
+        frame, "person_key", prefix="P", alias="person_pseudonym"
+    )
+    assert out.columns == ["id", "person_pseudonym"]
+    assert out["person_pseudonym"].to_list() == ["P-2", None, "P-1"]
+    with pytest.raises(ValueError, match="no surrogate yet"):
+        Pseudonyms(surrogates=mapping).apply(
+            pl.DataFrame({"person_key": ["zzz"]}), "person_key", prefix="P", alias="p"
+        )
+    with pytest.raises(ValueError, match="needs a key"):
+        Pseudonyms().apply(frame, "person_key", prefix="P", alias="p")

@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 
 from connectors.fhir.schema import table_schema
-from mcp_catalog.governance.deid import date_shifts
+from mcp_catalog.governance.deid import Pseudonyms, date_shifts
 from mcp_catalog.governance.views import RESEARCH_VIEWS, ViewContext, build_view
 
 KEY = bytes(range(32))
@@ -24,7 +24,7 @@ def _silver(table, rows):
 
 def _ctx(consented=("pk-1",)):
     return ViewContext(
-        pseudonym_key=KEY,
+        pseudonyms=Pseudonyms(key=KEY),
         shifts=date_shifts(["pk-1", "pk-2"], key=DATE_KEY),
         consented=pl.Series("person_key", list(consented), dtype=pl.String()),
         reference_date=date(2026, 1, 1),
@@ -129,7 +129,7 @@ def test_event_views_shift_dates_per_person_and_keep_intervals():
 def test_the_same_person_gets_different_pseudonyms_in_different_audiences():
     a = build_view(VIEWS["patients"], {"silver/ehr/patients": PATIENTS}, _ctx())
     other = ViewContext(
-        pseudonym_key=bytes(32),
+        pseudonyms=Pseudonyms(key=bytes(32)),
         shifts=_ctx().shifts,
         consented=_ctx().consented,
         reference_date=date(2026, 1, 1),
@@ -158,3 +158,29 @@ def test_column_lineage_names_only_columns_the_silver_source_has(spec):
     assert list(lineage) == [c.name for c in spec.columns]
     for inputs in lineage.values():
         assert inputs and all(table == source and column in silver for table, column in inputs)
+
+
+def test_surrogate_identifiers_cover_people_records_and_encounters_of_every_view():
+    from mcp_catalog.governance.views import surrogate_identifiers
+
+    encounters = _silver("encounters", [{"id": "enc-1", "person_key": "pk-1"}])
+    conditions = _silver(
+        "conditions",
+        [{"id": "con-1", "person_key": "pk-2", "encounter_id": "enc-1"}, {"id": "con-2"}],
+    )
+    pairs = surrogate_identifiers(
+        {
+            "silver/ehr/patients": PATIENTS,
+            "silver/ehr/encounters": encounters,
+            "silver/ehr/conditions": conditions,
+        },
+        pl.Series("person_key", ["pk-1", "pk-2"]),
+        (VIEWS["patients"], VIEWS["encounters"], VIEWS["conditions"]),
+    )
+    assert set(pairs.rows()) == {
+        ("P", "pk-1"),
+        ("P", "pk-2"),
+        ("E", "enc-1"),
+        ("C", "con-1"),
+        ("C", "con-2"),
+    }
