@@ -8,6 +8,7 @@ itself audited.
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from mcp.types import CallToolResult
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from mcp_catalog.audit import redact_arguments
@@ -125,7 +126,7 @@ def audit_tools(service: CatalogService) -> list[Any]:
                 records=found, count=len(found), correlation_id=call.correlation_id
             )
 
-        def run(arguments: dict[str, Any], ctx) -> BaseModel:
+        def run(arguments: dict[str, Any], ctx) -> CallToolResult:
             call = service.new_call(ctx, name, arguments=redact_arguments(arguments))
             return service._run(call, None, scope, lambda c: body(c, arguments))
 
@@ -174,7 +175,7 @@ def audit_tools(service: CatalogService) -> list[Any]:
             correlation_id=call.correlation_id,
         )
 
-    def verify(arguments: dict[str, Any], ctx) -> BaseModel:
+    def verify(arguments: dict[str, Any], ctx) -> CallToolResult:
         call = service.new_call(ctx, "audit_verify", arguments=redact_arguments(arguments))
         return service._run(call, None, scope, lambda c: verify_body(c, arguments))
 

@@ -264,7 +264,7 @@ def _http_banner(config: ServerConfig, lake: str | Path) -> str:
         lines += [
             "Development tokens: issue one with",
             f"  biofed token issue --lake {lake} --role researcher --purpose research "
-            "--protocol BIOFED-DEMO-001",
+            f"--protocol BIOFED-DEMO-001 --host {config.http.host} --port {config.http.port}",
             "and send it as `Authorization: Bearer <token>`, e.g. in VS Code .vscode/mcp.json:",
             f'  {{"servers": {{"biofed": {{"type": "http", "url": "{config.resource()}", '
             '"headers": {"Authorization": "Bearer <token>"}}}}',

@@ -48,7 +48,7 @@ from mcp.server.mcpserver.resources import TextResource
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.server.transport_security import TransportSecuritySettings
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, create_model
 
 from mcp_catalog.aggregates import AggregateQuery
@@ -758,7 +758,7 @@ class CatalogService:
         governed: GovernedDataset | None,
         scope: str,
         body: Callable[[_Call], BaseModel],
-    ) -> BaseModel:
+    ) -> CallToolResult:
         """Check who is calling, run ``body`` and audit the outcome, failing closed."""
         try:
             self._authorise(call, governed, scope)
@@ -786,7 +786,7 @@ class CatalogService:
             raise ToolError(
                 AUDIT_UNAVAILABLE_MESSAGE.format(correlation_id=call.correlation_id)
             ) from None
-        return result
+        return _tool_result(result)
 
     def _refuse(self, call: _Call, denied: Denied) -> None:
         try:
@@ -1056,7 +1056,7 @@ class CatalogService:
             )
             return self._finish_query(call, result, subjects, kept, digest, selected, masked)
 
-        def run_query(arguments: dict[str, Any], ctx: Context) -> BaseModel:
+        def run_query(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
             call = self.new_call(
                 ctx,
                 name,
@@ -1185,7 +1185,7 @@ class CatalogService:
             call.result_sha256 = _fingerprint(result.model_dump(mode="json")["cells"])
             return result
 
-        def run_aggregate(arguments: dict[str, Any], ctx: Context) -> BaseModel:
+        def run_aggregate(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
             call = self.new_call(
                 ctx,
                 name,
@@ -1224,6 +1224,17 @@ class CatalogService:
         )
 
 
+def _tool_result(result: BaseModel) -> CallToolResult:
+    """The result as structured content plus the same JSON, compact, as text for clients that
+    read only text. Fields never set (the dimensions an aggregate did not group by, statistics
+    not asked for) are left out rather than sent as nulls."""
+    structured = result.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    text = json.dumps(structured, ensure_ascii=False, separators=(",", ":"))
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], structured_content=structured
+    )
+
+
 def _plan_with(
     query: DatasetQuery,
     frame: pl.LazyFrame,
@@ -1244,7 +1255,7 @@ def _patient_reference(patient: str) -> str:
 
 
 def _tool(
-    fn: Callable[..., BaseModel],
+    fn: Callable[..., CallToolResult],
     name: str,
     *,
     title: str,

@@ -198,6 +198,8 @@ def _token(args: argparse.Namespace) -> int:
 
     try:
         config = load_config(args.config)
+        http = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
+        config = config.model_copy(update={"http": config.http.model_copy(update=http)})
         policy = load_policy(policy_path(config))
         check_purpose(policy, args.role, args.purpose, args.protocol, datetime.now(UTC))
     except (ConfigError, PolicyError, PrincipalError) as exc:
@@ -415,6 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     issue = token_sub.add_parser("issue", help="sign a token with the lake's development key")
     issue.add_argument("--lake", default=lake_default)
     issue.add_argument("--config", help="server configuration (for the audience)")
+    issue.add_argument("--host", help="the --host the server was started with")
+    issue.add_argument("--port", type=int, help="the --port the server was started with")
     issue.add_argument("--role", required=True)
     issue.add_argument("--purpose", required=True)
     issue.add_argument("--protocol")
