@@ -199,6 +199,8 @@ class Limits(BaseModel):
     burst: int = Field(ge=1)
     audit_subjects_cap: int = Field(ge=0)
     """How many person pseudonyms one audit record lists for the accounting of disclosures."""
+    query_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    """A call that has not finished by then is refused (``timeout``); its result is dropped."""
 
 
 class Risk(BaseModel):

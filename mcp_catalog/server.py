@@ -22,6 +22,7 @@ Errors the client sees are fixed sentences with a correlation id: no paths, valu
 exception text.
 """
 
+import concurrent.futures
 import contextlib
 import hashlib
 import json
@@ -443,6 +444,9 @@ class CatalogService:
         self._now = clock or (lambda: datetime.now(UTC))
         self._risk = RiskTracker()
         self._cache = _Cache(cache_entries)
+        self._workers = concurrent.futures.ThreadPoolExecutor(
+            max_workers=8, thread_name_prefix="biofed-query"
+        )
         if lineage is not None:
             self._lineage = lineage
         else:
@@ -762,7 +766,7 @@ class CatalogService:
         """Check who is calling, run ``body`` and audit the outcome, failing closed."""
         try:
             self._authorise(call, governed, scope)
-            result = body(call)
+            result = self._within_deadline(call, body)
         except Denied as denied:
             self._risk.denied(call.principal.key if call.principal else "anonymous")
             self._refuse(call, denied)
@@ -787,6 +791,23 @@ class CatalogService:
                 AUDIT_UNAVAILABLE_MESSAGE.format(correlation_id=call.correlation_id)
             ) from None
         return _tool_result(result)
+
+    def _within_deadline(self, call: _Call, body: Callable[[_Call], BaseModel]) -> BaseModel:
+        """Run ``body`` but answer no later than the policy's query timeout.
+
+        A polars query cannot be interrupted, so a late one finishes in the background and its
+        result is dropped: the caller gets a refusal, the audit record says ``timeout``, and no
+        data from it ever leaves.
+        """
+        future = self._workers.submit(body, call)
+        try:
+            return future.result(timeout=self.policy.limits.query_timeout_seconds)
+        except concurrent.futures.TimeoutError:
+            raise Denied(
+                "timeout",
+                f"the query did not finish within {self.policy.limits.query_timeout_seconds:g} s "
+                "and was stopped; narrow it with filters or a smaller limit",
+            ) from None
 
     def _refuse(self, call: _Call, denied: Denied) -> None:
         try:
