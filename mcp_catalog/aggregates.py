@@ -12,11 +12,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
 from mcp_catalog.manifest import CatalogDataset
 from mcp_catalog.policy import Aggregation
-from mcp_catalog.query import DatasetQuery, QueryError, build_arguments_model, compact_schema
+from mcp_catalog.query import (
+    DatasetQuery,
+    build_arguments_model,
+    compact_schema,
+    strict_parse,
+)
 
 MAX_GROUP_BY = 3
 MAX_MEASURES = 4
@@ -119,19 +124,9 @@ class AggregateQuery:
         Raises:
             QueryError: with corrective sentences naming what is allowed, never the values.
         """
-        try:
-            text = json.dumps(dict(arguments), allow_nan=False)
-        except (TypeError, ValueError, RecursionError):
-            raise QueryError("arguments must be a JSON object of plain JSON values") from None
-        try:
-            return self.arguments_model.model_validate_json(text)
-        except ValidationError as exc:
-            messages: list[str] = []
-            for error in exc.errors(include_url=False, include_context=False):
-                message = self._explain(error["loc"], error["type"], error)
-                if message not in messages:
-                    messages.append(message)
-            raise QueryError(" ".join(messages[:5])) from None
+        return strict_parse(
+            self.arguments_model, arguments, lambda e: self._explain(e["loc"], e["type"], e)
+        )
 
     def _explain(self, loc: tuple[int | str, ...], kind: str, error: Any) -> str:
         dims = ", ".join(self.aggregation.dimensions)

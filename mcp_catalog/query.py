@@ -9,7 +9,7 @@ names or values anywhere.
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
@@ -53,6 +53,43 @@ _STRICT = ConfigDict(extra="forbid", strict=True)
 
 class QueryError(ValueError):
     """Arguments the caller can fix; the message is a corrective sentence with no values."""
+
+
+def strict_parse(
+    model: type[BaseModel],
+    arguments: Mapping[str, Any],
+    explain: Callable[[ErrorDetails], str],
+) -> BaseModel:
+    """Validate raw tool arguments against ``model`` in JSON mode, nothing coerced.
+
+    Args:
+        model: the generated argument model.
+        arguments: the ``arguments`` object of a ``tools/call`` request.
+        explain: one corrective sentence per validation error (never the input value).
+
+    Returns:
+        An instance of ``model``.
+
+    Raises:
+        QueryError: with up to five distinct sentences, and how many more were left out.
+    """
+    try:
+        text = json.dumps(dict(arguments), allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        raise QueryError("arguments must be a JSON object of plain JSON values") from None
+    try:
+        return model.model_validate_json(text)
+    except ValidationError as exc:
+        messages: list[str] = []
+        for error in exc.errors(include_url=False, include_context=False):
+            message = explain(error)
+            if message not in messages:
+                messages.append(message)
+        extra = len(messages) - _MAX_MESSAGES
+        text = " ".join(messages[:_MAX_MESSAGES])
+        if extra > 0:
+            text += f" ({extra} more problems not shown.)"
+        raise QueryError(text) from None
 
 
 def operators_for(column: CatalogColumn) -> tuple[str, ...]:
@@ -398,23 +435,7 @@ class DatasetQuery:
             QueryError: with corrective sentences naming the allowed columns, operators or
                 arguments; never the rejected values.
         """
-        try:
-            text = json.dumps(dict(arguments), allow_nan=False)
-        except (TypeError, ValueError, RecursionError):
-            raise QueryError("arguments must be a JSON object of plain JSON values") from None
-        try:
-            return self.arguments_model.model_validate_json(text)
-        except ValidationError as exc:
-            messages: list[str] = []
-            for error in exc.errors(include_url=False, include_context=False):
-                message = self._explain(error)
-                if message not in messages:
-                    messages.append(message)
-            extra = len(messages) - _MAX_MESSAGES
-            text = " ".join(messages[:_MAX_MESSAGES])
-            if extra > 0:
-                text += f" ({extra} more problems not shown.)"
-            raise QueryError(text) from None
+        return strict_parse(self.arguments_model, arguments, self._explain)
 
     # -- error sentences ---------------------------------------------------------------------
 
