@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
 import secrets
 import threading
@@ -215,15 +216,35 @@ class ConsentIndex:
 
     def __init__(self, uri: str, storage_options: dict[str, str] | None) -> None:
         self._table = DeltaTable(uri, storage_options=storage_options)
+        self._log = None if "://" in uri else Path(uri) / "_delta_log"
         self._lock = threading.Lock()
         self._by_scope: dict[str, pl.Series] = {}
         self._version = -1
 
+    def _latest(self) -> int:
+        """The newest committed version: for a local table, the highest commit file name
+        (tens of microseconds); otherwise delta-rs reads the new log entries."""
+        if self._log is not None:
+            try:
+                commits = [
+                    int(name[:-5])
+                    for name in os.listdir(self._log)
+                    if name.endswith(".json") and name[:-5].isdigit()
+                ]
+            except OSError:
+                commits = []
+            if commits:
+                newest = max(commits)
+                if newest != self._table.version():
+                    self._table.update_incremental()
+                return self._table.version()
+        self._table.update_incremental()
+        return self._table.version()
+
     def permitted(self, scope: str) -> tuple[int, pl.Series]:
         """The consent table's version and the pseudonyms permitted for ``scope``."""
         with self._lock:
-            self._table.update_incremental()
-            current = self._table.version()
+            current = self._latest()
             if current != self._version:
                 frame = pl.from_arrow(self._table.to_pyarrow_table())
                 self._by_scope = {
@@ -352,6 +373,11 @@ class _CatalogServer(MCPServer):
         self._service = service
         self._role = role
 
+    @property
+    def service(self) -> "CatalogService":
+        """The catalog service this server belongs to."""
+        return self._service
+
     async def call_tool(self, name: str, arguments: dict[str, Any], context: Any = None) -> Any:
         principal = self._service.principal_of(context)
         if self._service.required_scope(self._role, name) is None and (
@@ -446,6 +472,11 @@ class CatalogService:
         self._cache = _Cache(cache_entries)
         self._workers = concurrent.futures.ThreadPoolExecutor(
             max_workers=8, thread_name_prefix="biofed-query"
+        )
+        # Lineage events of reads are informational (the audit log is the durable record):
+        # one background writer keeps them off the request path.
+        self._background = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="biofed-lineage"
         )
         if lineage is not None:
             self._lineage = lineage
@@ -792,6 +823,21 @@ class CatalogService:
             ) from None
         return _tool_result(result)
 
+    def _read_lineage(self, job: str, uri: str, version: int) -> None:
+        """Record that an agent read a view version (names the view, never the arguments)."""
+
+        def emit() -> None:
+            try:
+                self._lineage.read(job=job, dataset=LineageDataset(uri=uri, version=str(version)))
+            except Exception:
+                logger.exception("lineage event of %s could not be written", job)
+
+        self._background.submit(emit)
+
+    def flush_lineage(self) -> None:
+        """Wait until every queued lineage event is written (tests, shutdown)."""
+        self._background.submit(lambda: None).result()
+
     def _within_deadline(self, call: _Call, body: Callable[[_Call], BaseModel]) -> BaseModel:
         """Run ``body`` but answer no later than the policy's query timeout.
 
@@ -1071,10 +1117,7 @@ class CatalogService:
             digest, size = _fingerprint_and_size(shaped.rows)
             if cache_key is not None and not shaped.flagged_columns:
                 self._cache.put(cache_key, (result, subjects, kept, digest), size)
-            self._lineage.read(
-                job=f"mcp.{name}",
-                dataset=LineageDataset(uri=governed.table_uri, version=str(view.delta_version)),
-            )
+            self._read_lineage(f"mcp.{name}", governed.table_uri, view.delta_version)
             return self._finish_query(call, result, subjects, kept, digest, selected, masked)
 
         def run_query(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
@@ -1183,10 +1226,7 @@ class CatalogService:
                     f"this aggregate differs from an earlier one of yours by fewer than {k} "
                     "people, which could single someone out; it was refused and reported",
                 )
-            self._lineage.read(
-                job=f"mcp.{name}",
-                dataset=LineageDataset(uri=governed.table_uri, version=str(dataset.delta_version)),
-            )
+            self._read_lineage(f"mcp.{name}", governed.table_uri, dataset.delta_version)
             result = spec.result_model.model_validate(
                 {
                     "cells": outcome.cells,

@@ -1,6 +1,7 @@
 """Generated query models, without the protocol around them."""
 
-from datetime import UTC, datetime
+import math
+from datetime import UTC, date, datetime
 
 import polars as pl
 import pytest
@@ -99,3 +100,65 @@ def test_compact_schema_inlines_definitions_and_folds_nullable_types_but_not_enu
             "e": {"anyOf": [{"enum": ["x"], "type": "string"}, {"type": "null"}]},
         },
     }
+
+
+def _reference_json(value, kind):
+    """What one value becomes in a result, written out value by value."""
+    if value is None:
+        return None
+    if kind == "date":
+        return value.isoformat()
+    if kind == "datetime":
+        value = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat()
+    if kind == "number":
+        return value if math.isfinite(value) else None
+    return value
+
+
+def test_rows_as_json_writes_iso_dates_utc_datetimes_and_no_non_finite_numbers():
+    from mcp_catalog.query import rows_as_json
+
+    dataset = (
+        build_manifest(0, 0)
+        .datasets[1]
+        .model_copy(
+            update={
+                "columns": [
+                    *build_manifest(0, 0).datasets[1].columns,
+                    CatalogColumn.model_validate(
+                        {
+                            "name": "naive_at",
+                            "type": "datetime",
+                            "description": "x",
+                            "class": "clinical",
+                        }
+                    ),
+                ]
+            }
+        )
+    )
+    frame = pl.DataFrame(
+        {
+            "person_pseudonym": ["a", "b", "c", None],
+            "observation_key": ["o1", "o2", "o3", "o4"],
+            "code": ["718-7"] * 4,
+            "value_quantity": [1.5, float("nan"), float("inf"), None],
+            "value_unit": ["g/dL", None, "g/dL", "g/dL"],
+            "effective_date": [date(1800, 1, 1), date(2024, 2, 29), None, date(2199, 12, 31)],
+            "effective_at": [
+                datetime(2024, 1, 1, 9, tzinfo=UTC),
+                datetime(2024, 1, 1, 9, 0, 0, 123456, tzinfo=UTC),
+                None,
+                datetime(1999, 12, 31, 23, 59, 59, 1, tzinfo=UTC),
+            ],
+            "naive_at": [datetime(2024, 1, 1), None, datetime(2024, 5, 5, 1, 2, 3, 500000), None],
+        },
+        schema_overrides={"effective_at": pl.Datetime("us", "UTC"), "naive_at": pl.Datetime("us")},
+    )
+    kinds = {column.name: column.type for column in dataset.columns}
+    expected = [
+        {name: _reference_json(value, kinds[name]) for name, value in row.items()}
+        for row in frame.to_dicts()
+    ]
+    assert rows_as_json(frame, dataset) == expected

@@ -81,13 +81,14 @@ def test_a_query_over_mcp_extends_lineage_to_the_agent(materialised_lake):
 
     load_manifest(materialised_lake.root / "_catalog" / "manifest.json")
 
+    service = open_service(materialised_lake.root, load_config())
+
     async def query():
-        async with Client(
-            open_service(materialised_lake.root, load_config()).server_for("researcher")
-        ) as client:
+        async with Client(service.server_for("researcher")) as client:
             await client.call_tool("query_conditions", {"limit": 1})
 
     anyio.run(query)
+    service.flush_lineage()  # events are written off the request path
     nodes, edges = lineage_graph(_events(materialised_lake.root))
     gold = _node(Lake(materialised_lake.root).uri("gold/research/conditions"))
     assert (gold, "job:biofed.mcp.query_conditions") in edges
