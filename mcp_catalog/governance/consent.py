@@ -4,7 +4,7 @@ from datetime import datetime
 
 import polars as pl
 
-from mcp_catalog.governance.deid import Pseudonyms
+from mcp_catalog.governance.deid import PERSON_PREFIX, Pseudonyms
 
 RESEARCH_SCOPE = "research"
 
@@ -86,5 +86,5 @@ def consent_status(
             pl.lit(None, pl.String).alias("scope"), pl.lit(None, pl.Boolean).alias("permitted")
         ).clear()
     )
-    frame = pseudonyms.apply(frame, "person_key", prefix="P", alias="person_pseudonym")
+    frame = pseudonyms.apply(frame, "person_key", prefix=PERSON_PREFIX, alias="person_pseudonym")
     return frame.sort("person_pseudonym", "scope")

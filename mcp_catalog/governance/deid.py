@@ -68,6 +68,9 @@ def pseudonymise(
     return frame.drop(column).insert_column(position, pseudonyms)
 
 
+PERSON_PREFIX = "P"
+"""Tag of person pseudonyms, in every view and in the consent table, so they join."""
+
 PseudonymScheme = Literal["keyed", "surrogate"]
 """``keyed``: HMAC of the identifier under the audience's key (stable, recomputable by the key
 holder). ``surrogate``: a random value per identifier, kept in a restricted mapping table

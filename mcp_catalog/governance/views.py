@@ -12,6 +12,7 @@ from datetime import date
 import polars as pl
 
 from mcp_catalog.governance.deid import (
+    PERSON_PREFIX,
     Pseudonyms,
     birth_year_and_cap,
     shift_dates,
@@ -31,10 +32,9 @@ from quality.valuesets import (
 )
 
 OWNER = "biofed data stewards <data-stewards@biofed.example>"
-PERSON_PREFIX = "P"
 ENCOUNTER_PREFIX = "E"
-"""Tags of person and encounter pseudonyms (an encounter's record_key in the encounters view
-and the encounter_key of other views are the same pseudonym, so they join)."""
+"""Tag of encounter pseudonyms (an encounter's record_key in the encounters view and the
+encounter_key of other views are the same pseudonym, so they join)."""
 
 _DTYPES: dict[str, pl.DataType] = {
     "string": pl.String(),
