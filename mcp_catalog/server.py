@@ -866,20 +866,32 @@ class CatalogService:
             ) from None
         raise ToolError(f"{denied.message} (correlation id {call.correlation_id})") from None
 
-    def _alert(self, call: _Call, reason: str) -> None:
+    def _side_record(
+        self, call: _Call, kind: str, decision: str, reason: str, **extra: Any
+    ) -> None:
+        """A record beside a call's own: a security alert, or a break-glass review item."""
         self._audit.append(
             AuditEvent(
-                kind="security_alert",
+                kind=kind,  # type: ignore[arg-type]
                 correlation_id=call.correlation_id,
                 **self._who(call.principal),
                 action=call.action,
                 dataset=call.dataset,
-                decision="deny",
+                decision=decision,  # type: ignore[arg-type]
                 reason=reason,
-                risk_score=max(call.risk_score, self.policy.risk.refuse_at),
-                risk_reasons=call.risk_reasons,
-                detail="A break-glass claim that does not qualify was presented.",
+                **extra,
             )
+        )
+
+    def _alert(self, call: _Call, reason: str) -> None:
+        self._side_record(
+            call,
+            "security_alert",
+            "deny",
+            reason,
+            risk_score=max(call.risk_score, self.policy.risk.refuse_at),
+            risk_reasons=call.risk_reasons,
+            detail="A break-glass claim that does not qualify was presented.",
         )
 
     def _authorise(self, call: _Call, governed: GovernedDataset | None, scope: str) -> None:
@@ -1159,19 +1171,14 @@ class CatalogService:
         return result
 
     def _review(self, call: _Call) -> None:
-        self._audit.append(
-            AuditEvent(
-                kind="break_glass_review",
-                correlation_id=call.correlation_id,
-                **self._who(call.principal),
-                action=call.action,
-                dataset=call.dataset,
-                decision="allow",
-                reason="break_glass_review",
-                break_glass=call.break_glass,
-                detail="Identified data was released under a break-glass grant; review the "
-                "reason against the care record.",
-            )
+        self._side_record(
+            call,
+            "break_glass_review",
+            "allow",
+            "break_glass_review",
+            break_glass=call.break_glass,
+            detail="Identified data was released under a break-glass grant; review the reason "
+            "against the care record.",
         )
 
     # -- aggregate tools --------------------------------------------------------------------
