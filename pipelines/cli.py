@@ -8,6 +8,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -342,7 +343,27 @@ def write_report(lake: str, out: str) -> Path:
 
     docs_root = Lake(lake).local_path(DATA_DOCS_PATH)
     docs_index = DataDocs(docs_root).build() if docs_root.exists() else None
-    return render_report(collect_report_data(lake, data_docs_index=docs_index), out)
+    data = collect_report_data(lake, data_docs_index=docs_index)
+    return render_report(replace(data, access=_access(lake)), out)
+
+
+def _access(lake: str):
+    """The access summary of a lake's audit log; None when there is no log to read."""
+    from mcp_catalog.access_report import access_summary
+    from mcp_catalog.audit import AuditError
+    from mcp_catalog.policy import PolicyError, load_policy
+    from mcp_catalog.serve import AUDIT_DIR, AUDIT_KEY_FILE, open_audit
+
+    root = Path(lake)
+    if not (root / AUDIT_DIR).is_dir() or not (
+        os.environ.get("BIOFED_AUDIT_KEY") or (root / AUDIT_KEY_FILE).is_file()
+    ):
+        return None
+    try:
+        return access_summary(open_audit(root), alert_at=load_policy().risk.alert_at)
+    except (AuditError, PolicyError) as exc:
+        print(f"biofed report: the audit log could not be summarised: {exc}", file=sys.stderr)
+        return None
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -2,11 +2,14 @@
 
 Collect once from a lake (:func:`collect_report_data`), render once to a folder
 (:func:`render_report`). The page is self-contained (inline CSS and SVG, no script, no
-network) and shows lineage, quality, freshness, ingestion and every Delta table.
+network) and shows lineage, quality, freshness, ingestion, every Delta table and who
+accessed the catalog server.
 """
 
 from quality.report.collect import collect_report_data
 from quality.report.model import (
+    AccessEvent,
+    AccessSummary,
     FreshnessInfo,
     GoldView,
     GraphNode,
@@ -23,6 +26,8 @@ from quality.report.model import (
 from quality.report.render import render_report
 
 __all__ = [
+    "AccessEvent",
+    "AccessSummary",
     "FreshnessInfo",
     "GoldView",
     "GraphNode",

@@ -269,6 +269,65 @@ class Summary:
 
 
 @dataclass(frozen=True)
+class AccessEvent:
+    """One notable access: a high-risk call, a security alert or a break-glass release.
+
+    Attributes:
+        time: when it was recorded (UTC).
+        kind: ``request``, ``security_alert`` or ``break_glass_review``.
+        principal: who called (the token subject or the stdio identity).
+        role: the caller's role.
+        action: the tool or protocol method.
+        dataset: ``<audience>/<name>``, when one was named.
+        decision: ``allow``, ``deny`` or ``error``.
+        reason: the reason code.
+        risk_score: 0-100.
+    """
+
+    time: datetime
+    kind: str
+    principal: str | None
+    role: str | None
+    action: str
+    dataset: str | None
+    decision: str
+    reason: str
+    risk_score: int
+
+
+@dataclass(frozen=True)
+class AccessSummary:
+    """Who used the catalog server, from its audit log (no arguments, no values).
+
+    Attributes:
+        records: audit records read.
+        verified: whether the hash chain verified; None when it could not be checked.
+        problem: what is wrong with the chain, when it did not verify.
+        first_at: the oldest record's time.
+        last_at: the newest record's time.
+        decisions: record count per decision (``allow``, ``deny``, ``error``).
+        by_principal: ``(principal, role, purpose, calls, denied, rows)`` per caller, busiest
+            first.
+        by_dataset: ``(dataset, calls, rows)`` per dataset, busiest first.
+        refusals: ``(reason, count)`` of denied records, most frequent first.
+        alerts: high-risk calls and security alerts, newest first (at most 50).
+        break_glass: break-glass review items, newest first (at most 50).
+    """
+
+    records: int
+    verified: bool | None
+    problem: str | None
+    first_at: datetime | None
+    last_at: datetime | None
+    decisions: tuple[tuple[str, int], ...]
+    by_principal: tuple[tuple[str, str, str, int, int, int], ...]
+    by_dataset: tuple[tuple[str, int, int], ...]
+    refusals: tuple[tuple[str, int], ...]
+    alerts: tuple[AccessEvent, ...]
+    break_glass: tuple[AccessEvent, ...]
+
+
+@dataclass(frozen=True)
 class ReportData:
     """Everything the compliance report shows, collected from one lake.
 
@@ -287,6 +346,7 @@ class ReportData:
         lineage: the lineage graph.
         data_docs_index: absolute path of the Great Expectations Data Docs index, or None.
         notes: sentences about anything the collector could not read.
+        access: who used the catalog server, from its audit log; None when not collected.
     """
 
     lake_root: str
@@ -303,3 +363,4 @@ class ReportData:
     lineage: LineageGraph
     data_docs_index: str | None
     notes: tuple[str, ...]
+    access: AccessSummary | None = None

@@ -253,3 +253,14 @@ def test_the_audit_log_four_stdio_servers_wrote_at_once_verifies(
     capsys.readouterr()
     assert biofed_main(["audit", "verify", "--lake", str(sessions.lake)]) == 0
     assert f"Audit chain verified: {len(records)} records" in capsys.readouterr().out
+
+
+def test_the_compliance_report_shows_who_used_the_catalog(
+    sessions: Sessions, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.delenv("BIOFED_AUDIT_KEY", raising=False)
+    assert biofed_main(["report", "--lake", str(sessions.lake), "--out", str(tmp_path)]) == 0
+    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert 'id="access"' in html and "chain verified" in html
+    for _, principal in IDENTITIES.values():
+        assert f"<code>{principal}</code>" in html
