@@ -201,7 +201,8 @@ def verifier_for(config: ServerConfig, lake: str | Path):
 
 
 def build_http(lake: str | Path, config: ServerConfig, *, accept_contract: bool = False):
-    """The HTTP app of a lake: every role of the policy, behind bearer-token checks.
+    """The HTTP app of a lake (every role of the policy, behind bearer-token checks) and the
+    transport settings it was built with.
 
     Raises:
         ServeError: on a configuration problem.
@@ -223,7 +224,8 @@ def build_http(lake: str | Path, config: ServerConfig, *, accept_contract: bool 
         verifier = verifier_for(config, lake)
     except (OSError, ValueError) as exc:
         raise ServeError(f"the token verifier cannot start: {exc}") from None
-    return build_http_app(service, verifier, http_settings(config, service.policy))
+    settings = http_settings(config, service.policy)
+    return build_http_app(service, verifier, settings), settings
 
 
 def run_http(
@@ -240,7 +242,7 @@ def run_http(
     from mcp_catalog.http import serve_http
 
     try:
-        app = build_http(lake, config, accept_contract=accept_contract)
+        app, settings = build_http(lake, config, accept_contract=accept_contract)
     except (ServeError, ConfigError) as exc:
         print(f"biofed serve: {exc}", file=sys.stderr)
         raise SystemExit(EXIT_CONFIGURATION) from None
@@ -248,7 +250,7 @@ def run_http(
     print(_http_banner(config, lake), file=sys.stderr)
     serve_http(
         app,
-        http_settings(config, load_policy(policy_path(config))),
+        settings,
         tls_cert=Path(tls[0]) if tls[0] else None,
         tls_key=Path(tls[1]) if tls[1] else None,
     )

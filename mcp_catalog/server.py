@@ -1059,13 +1059,8 @@ class CatalogService:
                 else query.plan(frame, schema, parsed, offset)
             )
             window = planned.collect()
-            subjects_frame = window.head(limit)
-            subjects = (
-                subjects_frame.get_column(PERSON_COLUMN).drop_nulls().unique().sort().to_list()
-                if PERSON_COLUMN in subjects_frame.columns
-                else []
-            )
-            rows = rows_as_json(subjects_frame.select(selected), view)
+            page_frame = window.head(limit)
+            rows = rows_as_json(page_frame.select(selected), view)
             trusted = system_columns & set(selected)
             if trusted:
                 stats = SafetyStats()
@@ -1093,14 +1088,17 @@ class CatalogService:
                 if more and kept > 0
                 else None
             )
-            if shaped.truncated and kept < len(subjects_frame):
-                # Only the people whose rows left are disclosed.
-                kept_frame = subjects_frame.head(kept)
-                subjects = (
-                    kept_frame.get_column(PERSON_COLUMN).drop_nulls().unique().sort().to_list()
-                    if PERSON_COLUMN in kept_frame.columns
-                    else []
-                )
+            # The people whose rows left (a byte cap may have kept fewer than the window).
+            subjects = (
+                page_frame.head(kept)
+                .get_column(PERSON_COLUMN)
+                .drop_nulls()
+                .unique()
+                .sort()
+                .to_list()
+                if PERSON_COLUMN in page_frame.columns
+                else []
+            )
             tag = None
             if grant is not None:
                 tag = BreakGlassTag(
