@@ -153,7 +153,7 @@ def _demo(args: argparse.Namespace) -> int:
     )
     print(_summary(args.lake))
     index = write_report(args.lake, args.report)
-    print(f"\nCompliance report (lineage, quality, freshness): {Path(index).resolve()}")
+    print(f"\nCompliance report (lineage, quality, freshness, access): {Path(index).resolve()}")
     print(_connect_text(args.lake))
     return 0
 
@@ -353,11 +353,13 @@ def _access(lake: str):
     from mcp_catalog.audit import AuditError
     from mcp_catalog.policy import PolicyError, load_policy
     from mcp_catalog.serve import AUDIT_DIR, AUDIT_KEY_FILE, open_audit
+    from quality.report.model import AccessSummary
 
     root = Path(lake)
-    if not (root / AUDIT_DIR).is_dir() or not (
-        os.environ.get("BIOFED_AUDIT_KEY") or (root / AUDIT_KEY_FILE).is_file()
-    ):
+    if not (root / AUDIT_DIR).is_dir():
+        # No server has written here yet: nobody has called the catalog.
+        return AccessSummary(0, None, None, None, None, (), (), (), (), (), ())
+    if not (os.environ.get("BIOFED_AUDIT_KEY") or (root / AUDIT_KEY_FILE).is_file()):
         return None
     try:
         return access_summary(open_audit(root), alert_at=load_policy().risk.alert_at)
