@@ -6,11 +6,13 @@ from pathlib import Path
 
 from connectors.synth.cohort import Person, build_people
 from connectors.synth.ehr import write_ehr
+from connectors.synth.genomics import write_genomics
 
 SiloWriter = Callable[[list[Person], Path], dict[str, int]]
 
 SILO_WRITERS: dict[str, SiloWriter] = {
     "ehr": write_ehr,
+    "genomics": write_genomics,
 }
 """Silo name to its writer; every writer describes the same roster."""
 
@@ -23,7 +25,8 @@ class CohortSummary:
 
     Attributes:
         patients: the number of people in the roster.
-        files: path relative to ``out`` (``ehr/Patient.ndjson`` ...) to its record count.
+        files: path relative to ``out`` (``ehr/Patient.ndjson``, ``genomics/cohort.vcf.gz``
+            ...) to its record count.
         out: the output folder.
     """
 
@@ -49,7 +52,8 @@ def write_cohort(
         out: the output folder (created if missing).
         patients: how many people (0 or more).
         seed: the cohort seed.
-        silos: which silos to write; currently only ``"ehr"`` (FHIR R4 bulk NDJSON).
+        silos: which silos to write: ``"ehr"`` (FHIR R4 bulk NDJSON, the default) and
+            ``"genomics"`` (a bgzipped, tabix-indexed cohort VCF and its sample manifest).
 
     Returns:
         The roster size, the files written with their record counts, and ``out``.
