@@ -1,10 +1,10 @@
 """Typed aggregate queries over one dataset, generated from its policy.
 
 ``aggregate_<dataset>`` groups by at most three allow-listed dimensions, filters with the
-same typed filters as ``query_<dataset>`` (over the dimension and measure columns only) and
-returns people and record counts per cell, plus the mean, median and quartiles of
-allow-listed numeric measures where a cell is large enough. Disclosure control itself lives
-in :mod:`mcp_catalog.disclosure`.
+same typed filters as ``query_<dataset>`` (over the dimension and measure columns only) and,
+for a genomic dataset, the same ``region`` as its query tool, and returns people and record
+counts per cell, plus the mean, median and quartiles of allow-listed numeric measures where
+a cell is large enough. Disclosure control itself lives in :mod:`mcp_catalog.disclosure`.
 """
 
 import json
@@ -12,14 +12,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import polars as pl
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 
-from mcp_catalog.manifest import CatalogDataset
+from mcp_catalog.manifest import CatalogDataset, region_problem
 from mcp_catalog.policy import Aggregation
 from mcp_catalog.query import (
     DatasetQuery,
     build_arguments_model,
     compact_schema,
+    explain_region,
+    region_conditions,
+    region_model,
     strict_parse,
 )
 
@@ -59,8 +63,8 @@ class AggregateQuery:
             The aggregate definition.
 
         Raises:
-            ValueError: when a dimension or measure is not a column of the dataset, or a
-                measure is not numeric.
+            ValueError: when a dimension or measure is not a column of the dataset, a
+                measure is not numeric, or the dataset's region does not fit its columns.
         """
         names = [*aggregation.dimensions, *aggregation.measures]
         columns = [dataset.column(n) for n in names]
@@ -68,8 +72,17 @@ class AggregateQuery:
             raise ValueError(f"dataset {dataset.name!r} aggregates a column it does not have")
         if any(dataset.column(m).type not in ("integer", "number") for m in aggregation.measures):  # type: ignore[union-attr]
             raise ValueError(f"dataset {dataset.name!r} has a non-numeric measure")
+        problem = region_problem(dataset)
+        if problem is not None:
+            raise ValueError(problem)
+        # The region is over the whole dataset's position columns, which need not be
+        # dimensions: it is added beside the narrowed filters, not inside them.
         narrowed = dataset.model_copy(
-            update={"columns": [c for c in columns if c is not None], "key": [names[0]]}
+            update={
+                "columns": [c for c in columns if c is not None],
+                "key": [names[0]],
+                "region": None,
+            }
         )
         filters = DatasetQuery.for_dataset(narrowed)
         filters_field = build_arguments_model(narrowed).model_fields.get("filters")
@@ -105,10 +118,28 @@ class AggregateQuery:
             )
         if filters_field is not None:
             fields["filters"] = (filters_field.annotation, Field(None))
+        region = region_model(dataset)
+        if region is not None:
+            fields["region"] = (region | None, Field(None))
         arguments = create_model(
             f"aggregate_{dataset.name}_arguments", __config__=_STRICT, **fields
         )
         return cls(dataset, aggregation, arguments, _result_model(dataset, aggregation), filters)
+
+    def conditions(self, arguments: BaseModel, schema: pl.Schema) -> list[pl.Expr]:
+        """The region (first) and the filters as polars expressions, all to be ANDed.
+
+        Args:
+            arguments: validated arguments.
+            schema: the dataset's frame schema.
+
+        Returns:
+            The expressions; empty when neither a region nor filters were given.
+        """
+        return [
+            *region_conditions(self.dataset.region, getattr(arguments, "region", None)),
+            *self.filters.conditions(arguments, schema),
+        ]
 
     def input_schema(self) -> dict[str, Any]:
         """The JSON schema of the arguments, self-contained."""
@@ -146,6 +177,8 @@ class AggregateQuery:
             )
         if top == "filters":
             return self.filters._explain(error)
+        if top == "region":
+            return explain_region(loc, kind)
         return "arguments do not match the input schema of this tool."
 
 

@@ -11,6 +11,7 @@ from mcp_catalog.manifest import (
     DatasetFreshness,
     DatasetQuality,
     Manifest,
+    RegionColumns,
 )
 from mcp_catalog.policy import Policy
 
@@ -26,16 +27,28 @@ class TableState:
     quality: DatasetQuality | None = None
 
 
-def dataset_entry(spec: ViewSpec, state: TableState, *, max_limit: int = 1000) -> CatalogDataset:
+def dataset_entry(
+    spec: ViewSpec,
+    state: TableState,
+    *,
+    max_limit: int = 1000,
+    region: RegionColumns | None = None,
+) -> CatalogDataset:
     """The catalog entry of one gold view.
 
     Args:
         spec: the view.
         state: its row count, Delta version and last commit time.
         max_limit: the largest page a query may ask for.
+        region: the genomic position columns of the view (``chrom``, ``pos``, ``end``), which
+            give its query tool a ``region`` argument; None for other views.
 
     Returns:
         A validated dataset entry.
+
+    Raises:
+        pydantic.ValidationError: when the region names a column the view lacks, or one of
+            the wrong type (chrom a string column, start and end integer columns).
     """
     return CatalogDataset(
         name=spec.name,
@@ -66,6 +79,7 @@ def dataset_entry(spec: ViewSpec, state: TableState, *, max_limit: int = 1000) -
         max_limit=max_limit,
         freshness=state.freshness,
         quality=state.quality,
+        region=region,
     )
 
 
@@ -81,9 +95,30 @@ def source_entry(
     columns: list[CatalogColumn],
     state: TableState,
     max_limit: int = 1000,
+    region: RegionColumns | None = None,
 ) -> CatalogDataset:
     """The catalog entry of a dataset served straight from a lake table (the identified
-    records released under break-glass), with columns described by the caller."""
+    records released under break-glass), with columns described by the caller.
+
+    Args:
+        name: the tool-safe dataset name.
+        audience: who the dataset is for.
+        path: the Delta table path relative to the lake root.
+        title: a short title.
+        description: what the dataset holds (catalog text, linted).
+        owner: who answers for it.
+        key: the columns that identify a row.
+        columns: the column descriptions.
+        state: its row count, Delta version and last commit time.
+        max_limit: the largest page a query may ask for.
+        region: the genomic position columns, when the table is placed on the genome.
+
+    Returns:
+        A validated dataset entry.
+
+    Raises:
+        pydantic.ValidationError: when a column or the region does not validate.
+    """
     return CatalogDataset(
         name=name,
         audience=audience,
@@ -100,6 +135,7 @@ def source_entry(
         max_limit=max_limit,
         freshness=state.freshness,
         quality=state.quality,
+        region=region,
     )
 
 
@@ -131,9 +167,7 @@ def build_manifest(
             raise ValueError(f"dataset {d.audience}/{d.name} is not in the policy")
         declared = {c.name: c.column_class for c in d.columns}
         if declared != rules.columns:
-            differing = sorted(
-                set(declared.items()).symmetric_difference(rules.columns.items())
-            )
+            differing = sorted(set(declared.items()).symmetric_difference(rules.columns.items()))
             raise ValueError(
                 f"the column classes of {d.audience}/{d.name} differ from the policy: {differing}"
             )

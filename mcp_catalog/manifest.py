@@ -8,13 +8,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mcp_catalog.policy import ColumnClass
 
 MANIFEST_VERSION = 2
 
 ColumnType = Literal["string", "integer", "number", "boolean", "date", "datetime"]
+
+PERSON_COLUMN = "person_pseudonym"
+"""The column that names the person a row is about, in every person-level view."""
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -72,6 +75,31 @@ class DatasetQuality(BaseModel):
     failed_warnings: int
 
 
+class RegionColumns(BaseModel):
+    """The columns that place a row of a genomic view on the genome.
+
+    A row covers the 1-based, inclusive interval ``start``..``end`` of contig ``chrom``; the
+    query tool of the view then accepts a ``region`` that returns the rows overlapping an
+    interval. ``start`` and ``end`` may name the same column when every row is one position.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    chrom: str
+    """A string column: the contig (chromosome) name, as in the VCF ``CHROM`` field."""
+    start: str
+    """An integer column: the first position the row covers (1-based)."""
+    end: str
+    """An integer column: the last position the row covers (1-based, inclusive)."""
+
+    @field_validator("chrom", "start", "end")
+    @classmethod
+    def _safe_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("region columns are lower-case snake_case identifiers")
+        return value
+
+
 class CatalogDataset(BaseModel):
     """One gold view: where it lives, what it holds, how fresh it is."""
 
@@ -97,6 +125,9 @@ class CatalogDataset(BaseModel):
     max_limit: int = 1000
     freshness: DatasetFreshness | None = None
     quality: DatasetQuality | None = None
+    region: RegionColumns | None = Field(None, exclude_if=lambda value: value is None)
+    """The genomic position columns of the view, for region queries; None (and absent from
+    the JSON) for views that are not placed on the genome."""
 
     @field_validator("name", "audience")
     @classmethod
@@ -105,12 +136,44 @@ class CatalogDataset(BaseModel):
             raise ValueError("dataset and audience names are lower-case snake_case identifiers")
         return value
 
+    @model_validator(mode="after")
+    def _region_columns(self) -> "CatalogDataset":
+        problem = region_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
     def column(self, name: str) -> CatalogColumn | None:
         """The column called ``name`` (exact match), or None."""
         for col in self.columns:
             if col.name == name:
                 return col
         return None
+
+
+def region_problem(dataset: CatalogDataset) -> str | None:
+    """What is wrong with a dataset's region columns, or None when they fit its columns.
+
+    Args:
+        dataset: a catalog entry (possibly a narrowed copy, which skips validation).
+
+    Returns:
+        A sentence naming the region column and what it must be, or None.
+    """
+    region = dataset.region
+    if region is None:
+        return None
+    for role, name, kind in (
+        ("chrom", region.chrom, "string"),
+        ("start", region.start, "integer"),
+        ("end", region.end, "integer"),
+    ):
+        column = dataset.column(name)
+        if column is None:
+            return f"region {role} column {name!r} is not a column of {dataset.name}"
+        if column.type != kind:
+            return f"region {role} column {name!r} of {dataset.name} must be of type {kind}"
+    return None
 
 
 class Manifest(BaseModel):

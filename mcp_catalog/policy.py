@@ -7,7 +7,8 @@ catalog build and ``biofed scan`` instead of silently widening access.
 The policy declares, per dataset: the class of every column (direct identifier,
 quasi-identifier, sensitive, clinical, free text, pseudonym, administrative), which roles see
 its rows or aggregates and which column classes each of them gets, the purposes of use it
-may serve, whether consent filters it, its row cap and its minimum cell size.
+may serve, whether consent filters it, its row cap, its minimum cell size and the row
+thresholds below which nothing of it leaves the server.
 """
 
 import hashlib
@@ -16,7 +17,7 @@ import re
 from datetime import date
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -126,7 +127,16 @@ class Aggregation(BaseModel):
 
 
 class DatasetPolicy(BaseModel):
-    """The governance of one dataset (``<audience>/<name>``)."""
+    """The governance of one dataset (``<audience>/<name>``).
+
+    ``suppress_below`` maps numeric columns to a minimum value: the server keeps only rows
+    with ``column >= minimum`` (a null value counts as below) on every read of the dataset,
+    before consent, filters, sorting, paging or aggregation, so a row below a threshold
+    never leaves the server whatever the caller asks. A genomic frequency view, for one,
+    sets ``allele_count: 5`` so that rare variants cannot be probed for. The columns must
+    be columns of the dataset; that they are integer or number columns in the catalog is
+    checked when the server is built.
+    """
 
     model_config = _STRICT
 
@@ -148,6 +158,12 @@ class DatasetPolicy(BaseModel):
     columns: dict[str, ColumnClass]
     access: dict[str, Access]
     aggregation: Aggregation | None = None
+    # Left out of dumps when empty, so the fingerprint of a policy without thresholds is
+    # what it was before the field existed (catalogs built under it stay current).
+    suppress_below: dict[str, Annotated[int, Field(strict=True)]] = Field(
+        {}, exclude_if=lambda value: not value
+    )
+    """Column -> minimum value; rows below it (or null) never leave the server."""
 
     @model_validator(mode="after")
     def _consistent(self) -> "DatasetPolicy":
@@ -163,6 +179,9 @@ class DatasetPolicy(BaseModel):
             ]
             if unknown:
                 raise ValueError(f"aggregation names columns the dataset lacks: {unknown}")
+        unknown = [c for c in self.suppress_below if c not in self.columns]
+        if unknown:
+            raise ValueError(f"suppress_below names columns the dataset lacks: {unknown}")
         if (
             any(a.break_glass_only for a in self.access.values())
             and self.subject_column not in self.columns

@@ -25,10 +25,16 @@ from pydantic import (
     create_model,
     model_validator,
 )
-from pydantic_core import ErrorDetails
+from pydantic_core import ErrorDetails, PydanticCustomError
 from typing_extensions import TypedDict
 
-from mcp_catalog.manifest import CatalogColumn, CatalogDataset, ColumnType
+from mcp_catalog.manifest import (
+    CatalogColumn,
+    CatalogDataset,
+    ColumnType,
+    RegionColumns,
+    region_problem,
+)
 
 DEFAULT_LIMIT = 100
 MAX_IN_VALUES = 1000
@@ -39,8 +45,21 @@ EARLIEST_DATE = date(1800, 1, 1)
 LATEST_DATE = date(2199, 12, 31)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _MAX_MESSAGES = 5
+MAX_REGION_SPAN = 50_000_000
+"""The widest ``region`` one query may ask for, in bases (``end - start + 1``).
 
-ARGUMENTS = ("select", "filters", "sort", "limit", "cursor")
+Wide enough for any locus-level question (the largest human gene, DMD, spans about 2.2 Mb;
+the MHC about 4 Mb; a linkage or large copy-number interval tens of Mb) and narrow enough
+that a region is a lookup rather than a whole-chromosome scan spelled differently: 50 Mb is
+a fifth of chromosome 1 and less than the length of every human chromosome but 19-22 and Y,
+so on views sorted by position it reads a bounded share of their row groups. Wider intervals
+are several queries."""
+MAX_CONTIG_LENGTH = 64
+# A VCF 4.3 contig name (section 1.4.7): no white space, commas, quotes, brackets or
+# backslashes, and neither ``*`` nor ``=`` first.
+_CONTIG = r"^[0-9A-Za-z!#$%&+./:;?@^_|~-][0-9A-Za-z!#$%&*+./:;=?@^_|~-]*$"
+
+ARGUMENTS = ("select", "filters", "region", "sort", "limit", "cursor")
 EQUALITY_OPERATORS = ("eq", "in")
 RANGE_OPERATORS = ("gte", "gt", "lte", "lt")
 _ORDERED_TYPES: frozenset[ColumnType] = frozenset({"integer", "number", "date", "datetime"})
@@ -201,6 +220,122 @@ def _distinct_sort_columns(keys: list[Any]) -> list[Any]:
     return keys
 
 
+def _ordered_region(region: BaseModel) -> BaseModel:
+    start: int = region.start  # type: ignore[attr-defined]
+    end: int = region.end  # type: ignore[attr-defined]
+    if end < start:
+        raise PydanticCustomError("region_order", "the region ends before it starts")
+    if end - start + 1 > MAX_REGION_SPAN:
+        raise PydanticCustomError("region_span", "the region is wider than the maximum span")
+    return region
+
+
+def region_description(region: RegionColumns) -> str:
+    """What the ``region`` argument of a dataset with ``region`` columns selects."""
+    return (
+        "Genomic interval {chrom, start, end}, 1-based and inclusive: rows whose "
+        f"{region.chrom} equals chrom and whose {region.start} to {region.end} interval "
+        f"overlaps start to end. At most {MAX_REGION_SPAN:,} bases wide."
+    )
+
+
+def region_model(dataset: CatalogDataset) -> type[BaseModel] | None:
+    """The strict model of the ``region`` argument of a genomic dataset.
+
+    Args:
+        dataset: the catalog entry.
+
+    Returns:
+        ``{chrom, start, end}`` (extra keys forbidden, nothing coerced, ``start <= end`` and
+        at most :data:`MAX_REGION_SPAN` bases), or None when the dataset has no region.
+    """
+    if dataset.region is None:
+        return None
+    position = Annotated[int, Field(ge=1), AfterValidator(_int64)]
+    return create_model(
+        f"{dataset.name}_region",
+        __config__=_STRICT,
+        __doc__=region_description(dataset.region),
+        __validators__={"ordered": model_validator(mode="after")(_ordered_region)},
+        chrom=(
+            Annotated[str, Field(max_length=MAX_CONTIG_LENGTH, pattern=_CONTIG)],
+            Field(description="Contig (chromosome) name, matched exactly, such as chr1 or 1."),
+        ),
+        start=(position, Field(description="First position of the interval (1-based).")),
+        end=(position, Field(description="Last position of the interval (1-based, inclusive).")),
+    )
+
+
+def region_conditions(columns: RegionColumns | None, region: BaseModel | None) -> list[pl.Expr]:
+    """The overlap of rows with a validated region, as polars expressions to be ANDed.
+
+    A row covering ``start_col..end_col`` on ``chrom_col`` overlaps ``start..end`` on
+    ``chrom`` when ``chrom_col == chrom``, ``start_col <= end`` and ``end_col >= start``
+    (closed intervals). Plain comparisons against literals, so Parquet statistics skip
+    every row group of another contig or outside the interval.
+
+    Args:
+        columns: the dataset's region columns.
+        region: the parsed ``region`` argument, or None.
+
+    Returns:
+        Three expressions, or none when either argument is None.
+    """
+    if columns is None or region is None:
+        return []
+    chrom: str = region.chrom  # type: ignore[attr-defined]
+    start: int = region.start  # type: ignore[attr-defined]
+    end: int = region.end  # type: ignore[attr-defined]
+    return [
+        pl.col(columns.chrom) == pl.lit(chrom, pl.String),
+        pl.col(columns.start) <= pl.lit(end),
+        pl.col(columns.end) >= pl.lit(start),
+    ]
+
+
+REGION_SHAPE_MESSAGE = (
+    "region must be an object with exactly chrom (a contig name), start and end (1-based "
+    "positions)."
+)
+
+
+def explain_region(loc: tuple[int | str, ...], kind: str) -> str:
+    """One corrective sentence for a validation error under ``region`` (never the value).
+
+    Args:
+        loc: the error location, starting with ``"region"``.
+        kind: the pydantic error type.
+
+    Returns:
+        The sentence.
+    """
+    if len(loc) == 1:
+        if kind == "region_order":
+            return "region.end must be greater than or equal to region.start."
+        if kind == "region_span":
+            return (
+                f"region must span at most {MAX_REGION_SPAN:,} bases (end - start + 1); "
+                "split a wider interval into several queries."
+            )
+        return REGION_SHAPE_MESSAGE
+    key = loc[1]
+    if len(loc) == 2 and kind == "extra_forbidden":
+        echoed = _echo(key)
+        subject = f"unknown key {echoed} in region" if echoed else "unknown key in region"
+        return f"{subject}; region takes only chrom, start and end."
+    if len(loc) == 2 and kind == "missing":
+        return f"region.{key} is missing; region takes chrom, start and end."
+    if key == "chrom":
+        return (
+            f"region.chrom must be a contig name of 1 to {MAX_CONTIG_LENGTH} characters "
+            "(letters, digits and punctuation other than quotes, brackets, commas and "
+            "backslashes), such as chr1 or 1."
+        )
+    if key in ("start", "end"):
+        return f"region.{key} must be an integer position of at least 1 (1-based)."
+    return REGION_SHAPE_MESSAGE  # pragma: no cover - every location is one of the above
+
+
 def build_arguments_model(dataset: CatalogDataset) -> type[BaseModel]:
     """The strict argument model of ``query_<dataset>``, generated from its columns.
 
@@ -243,6 +378,9 @@ def build_arguments_model(dataset: CatalogDataset) -> type[BaseModel]:
             },
         )
         fields["filters"] = (filters_model | None, Field(None))
+    region = region_model(dataset)
+    if region is not None:
+        fields["region"] = (region | None, Field(None))
     if sortable:
         sort_key = create_model(
             f"{dataset.name}_sort_key",
@@ -393,7 +531,8 @@ class DatasetQuery:
 
         Raises:
             ValueError: when the dataset's key is empty or names a column it does not have, a
-                non-string column has an enum, or ``max_limit`` is below 1.
+                non-string column has an enum, ``max_limit`` is below 1, or its region names
+                a missing column or one of the wrong type.
         """
         missing = [name for name in dataset.key if dataset.column(name) is None]
         if missing or not dataset.key:
@@ -405,6 +544,9 @@ class DatasetQuery:
             )
         if dataset.max_limit < 1:
             raise ValueError(f"dataset {dataset.name!r} has a max_limit below 1")
+        problem = region_problem(dataset)
+        if problem is not None:
+            raise ValueError(problem)
         return cls(dataset, build_arguments_model(dataset), build_result_model(dataset))
 
     def input_schema(self) -> dict[str, Any]:
@@ -468,6 +610,8 @@ class DatasetQuery:
             )
         if top == "filters":
             return self._explain_filter(loc, kind)
+        if top == "region":
+            return explain_region(loc, kind)
         if top == "sort":
             return self._explain_sort(loc, kind, error.get("input"))
         if top == "limit":
@@ -543,7 +687,8 @@ class DatasetQuery:
     # -- planning ---------------------------------------------------------------------------
 
     def canonical(self, arguments: BaseModel) -> str:
-        """The query as canonical JSON (select, filters, sort, limit; no cursor)."""
+        """The query as canonical JSON (select, filters, region, sort, limit; no cursor), so
+        cursors and cached answers are bound to every argument that decides the rows."""
         dumped = arguments.model_dump(
             mode="json", by_alias=True, exclude_none=True, exclude={"cursor"}
         )
@@ -590,11 +735,12 @@ class DatasetQuery:
         )
 
     def conditions(self, arguments: BaseModel, schema: pl.Schema) -> list[pl.Expr]:
-        """The filters as polars expressions over catalog columns, all to be ANDed."""
+        """The region and the filters as polars expressions over catalog columns, all to be
+        ANDed; the region's come first (they prune row groups of position-sorted views)."""
+        expressions = region_conditions(self.dataset.region, getattr(arguments, "region", None))
         filters = getattr(arguments, "filters", None)
         if filters is None:
-            return []
-        expressions: list[pl.Expr] = []
+            return expressions
         for field_name, field in type(filters).model_fields.items():
             column_filter = getattr(filters, field_name)
             if column_filter is None:

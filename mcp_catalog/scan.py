@@ -5,8 +5,10 @@ lake (when one is given) and the files of the repository, and reports every prob
 in one pass: a public bind without token verification, TLS or DNS-rebinding protection; no
 token audience; development settings in production; secrets in configuration or in the
 repository; wildcard scopes; identifiers or free text reachable by a research role; datasets
-without an owner, freshness SLA or quality suite; a manifest built under another policy; and
-catalog descriptions that read like instructions to a model.
+without an owner, freshness SLA or quality suite; a manifest built under another policy, or
+one the server would refuse (a row threshold on a column that is not numeric, aggregate
+access to a view without a person column); and catalog descriptions that read like
+instructions to a model.
 
 Decisions worth knowing:
 
@@ -42,8 +44,20 @@ from mcp_catalog.config import (
     load_config,
 )
 from mcp_catalog.lint import lint_text
-from mcp_catalog.manifest import CatalogDataset, Manifest, ManifestError, load_manifest
-from mcp_catalog.policy import DEFAULT_POLICY_PATH, Policy, PolicyError, load_policy
+from mcp_catalog.manifest import (
+    PERSON_COLUMN,
+    CatalogDataset,
+    Manifest,
+    ManifestError,
+    load_manifest,
+)
+from mcp_catalog.policy import (
+    DEFAULT_POLICY_PATH,
+    DatasetPolicy,
+    Policy,
+    PolicyError,
+    load_policy,
+)
 from quality.freshness import sla_for
 from quality.suite_tables import SUITE_TABLES
 
@@ -576,6 +590,34 @@ def _check_manifest_policy(manifest: Manifest, policy: Policy) -> list[Finding]:
                     f"{rebuild}.",
                 )
             )
+        findings += _serving_findings(dataset, where, rules)
+    return findings
+
+
+def _serving_findings(dataset: CatalogDataset, where: str, rules: DatasetPolicy) -> list[Finding]:
+    """What would stop the server from being built over this dataset and its policy."""
+    findings: list[Finding] = []
+    for name in rules.suppress_below:
+        column = dataset.column(name)
+        if column is not None and column.type not in ("integer", "number"):
+            findings.append(
+                Finding(
+                    "suppression_on_non_numeric_column",
+                    where,
+                    f"The policy suppresses rows below a minimum of {name}, which is not an "
+                    "integer or number column in the catalog; correct suppress_below or the "
+                    "column's type.",
+                )
+            )
+    if dataset.column(PERSON_COLUMN) is None and any(a.aggregate for a in rules.access.values()):
+        findings.append(
+            Finding(
+                "aggregate_without_person_column",
+                where,
+                f"The policy grants aggregate access but the view has no {PERSON_COLUMN} "
+                "column to count people by; remove aggregate access for it.",
+            )
+        )
     return findings
 
 

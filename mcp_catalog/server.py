@@ -11,8 +11,11 @@ Every call goes through the same gate, whatever the transport:
 1. who is calling comes from the verified token (HTTP) or the configuration (stdio);
 2. scope, purpose, break-glass and risk are checked before any argument is trusted;
 3. arguments are validated strictly against the generated model;
-4. rows are read at the version the manifest pins, filtered by the current consent of the
-   purpose (read at its latest version on every call) or by the break-glass grant;
+4. rows are read at the version the manifest pins, kept only above the policy's thresholds
+   (``suppress_below``), filtered by the current consent of the purpose (read at its latest
+   version on every call) or by the break-glass grant; a view without a person column (a
+   frequency table computed over consented people) carries its consent from when it was
+   built;
 5. output is bounded (rows, bytes, field length), free text fenced, invisible characters
    stripped and links defanged;
 6. one audit record is appended and fsynced before anything is returned; if it cannot be
@@ -57,10 +60,16 @@ from mcp_catalog.aggregates import AggregateQuery
 from mcp_catalog.audit import AuditEvent, AuditLog, AuditWriteError, redact_arguments
 from mcp_catalog.cursor import CursorCodec, CursorError, query_fingerprint
 from mcp_catalog.disclosure import Measure, QueryLedger, aggregate
-from mcp_catalog.manifest import CatalogDataset, Manifest
+from mcp_catalog.manifest import PERSON_COLUMN, CatalogDataset, Manifest, RegionColumns
 from mcp_catalog.policy import DatasetPolicy, Policy
 from mcp_catalog.principal import Principal
-from mcp_catalog.query import BreakGlassTag, DatasetQuery, QueryError, rows_as_json
+from mcp_catalog.query import (
+    MAX_REGION_SPAN,
+    BreakGlassTag,
+    DatasetQuery,
+    QueryError,
+    rows_as_json,
+)
 from mcp_catalog.risk import RiskFeatures, RiskTracker
 from mcp_catalog.safety import SafetyStats, clean_text, shape_rows
 from quality.freshness import FreshnessSLA, freshness_status
@@ -74,7 +83,8 @@ CORRELATION_SCOPE_KEY = "biofed.correlation_id"
 """Where the HTTP layer puts the verified principal in the ASGI scope."""
 CONSENT_TABLE = "_consent"
 """Per audience, ``gold/<audience>/_consent`` holds each person's current consent decisions."""
-PERSON_COLUMN = "person_pseudonym"
+PERSON_LEVEL_CLASSES = frozenset({"pseudonym", "direct_identifier"})
+"""Column classes that tie a row to a person: a view with one of them is person-level."""
 
 INTERNAL_ERROR_MESSAGE = (
     "the request could not be completed because of an internal error; correlation id "
@@ -282,16 +292,36 @@ class GovernedDataset:
         """``<audience>/<name>``, as the policy and the audit log name it."""
         return f"{self.dataset.audience}/{self.dataset.name}"
 
+    @property
+    def person_level(self) -> bool:
+        """Whether rows belong to people (the view has a ``person_pseudonym`` column).
+
+        A view without one holds aggregates computed when it was built (allele counts over
+        consented people, say): consent was applied then, and there is no row to filter by
+        consent, count as a person or list in the accounting of disclosures now.
+        """
+        return self.dataset.column(PERSON_COLUMN) is not None
+
+    def suppression(self) -> list[pl.Expr]:
+        """The policy's row thresholds (``suppress_below``) as expressions to be ANDed; a
+        null value fails its threshold."""
+        return [pl.col(name) >= minimum for name, minimum in self.policy.suppress_below.items()]
+
     def role_view(self, role: str) -> CatalogDataset:
-        """The dataset as ``role`` sees it: only the columns its classes allow."""
+        """The dataset as ``role`` sees it: only the columns its classes allow, and a region
+        only when every region column is among them."""
         visible = set(self.policy.visible_columns(role))
         columns = [c for c in self.dataset.columns if c.name in visible]
         key = [k for k in self.dataset.key if k in visible] or [columns[0].name]
+        region = self.dataset.region
+        if region is not None and not {region.chrom, region.start, region.end} <= visible:
+            region = None
         return self.dataset.model_copy(
             update={
                 "columns": columns,
                 "key": key,
                 "max_limit": min(self.dataset.max_limit, self.policy.row_cap),
+                "region": region,
             }
         )
 
@@ -519,6 +549,21 @@ class CatalogService:
                 f"the columns or column classes of dataset {where} differ from the policy; "
                 "rebuild the catalog (`make demo`) or correct the policy."
             )
+        for name in rules.suppress_below:
+            column = dataset.column(name)
+            if column is None or column.type not in ("integer", "number"):
+                raise CatalogBuildError(
+                    f"dataset {where} suppresses rows below a minimum of {name!r}, which is "
+                    "not an integer or number column in the catalog; correct suppress_below "
+                    "in the policy or the column's type in the view."
+                )
+        person_level = dataset.column(PERSON_COLUMN) is not None
+        if not person_level and any(a.aggregate for a in rules.access.values()):
+            raise CatalogBuildError(
+                f"dataset {where} grants aggregate access but has no {PERSON_COLUMN} column to "
+                "count people by (its rows are already aggregates); remove aggregate access "
+                "for it from the policy."
+            )
         uri = _table_uri(lake, dataset.path, dataset.name)
         if not DeltaTable.is_deltatable(uri, storage_options=storage_options):
             raise CatalogBuildError(
@@ -526,7 +571,18 @@ class CatalogService:
                 "and its catalog (`make demo`)."
             )
         index = None
-        if rules.consent:
+        if rules.consent and not person_level:
+            # An aggregate-level view: consent was applied when it was computed, under the
+            # dataset's consent scope. Only a view with nothing tying a row to a person
+            # qualifies, so a person-level view missing its pseudonym still fails here.
+            tied = [c.name for c in dataset.columns if c.column_class in PERSON_LEVEL_CLASSES]
+            if tied or rules.consent_scope is None:
+                raise CatalogBuildError(
+                    f"dataset {where} is filtered by consent but has no {PERSON_COLUMN}; "
+                    "a person-level view needs that column, and an aggregate-level view needs "
+                    "a consent_scope in the policy and no pseudonym or identifier column."
+                )
+        elif rules.consent:
             if dataset.audience not in consent:
                 consent_uri = _table_uri(
                     lake, f"gold/{dataset.audience}/{CONSENT_TABLE}", dataset.name
@@ -538,10 +594,6 @@ class CatalogService:
                     )
                 consent[dataset.audience] = ConsentIndex(consent_uri, storage_options)
             index = consent[dataset.audience]
-            if dataset.column(PERSON_COLUMN) is None:
-                raise CatalogBuildError(
-                    f"dataset {where} is filtered by consent but has no {PERSON_COLUMN}"
-                )
         return GovernedDataset(
             dataset, rules, _PinnedTable(uri, dataset.delta_version, storage_options), uri, index
         )
@@ -947,12 +999,27 @@ class CatalogService:
     def _consented(
         self, governed: GovernedDataset, principal: Principal
     ) -> tuple[int, pl.Series | None]:
-        """The consent version and the permitted pseudonyms (None: no consent filter)."""
+        """The consent version and the permitted pseudonyms (None: no consent filter).
+
+        Raises:
+            Denied: when the view carries its consent from when it was built (no person
+                column) and the purpose requires another consent scope than that one.
+        """
+        rules = governed.policy
+        purpose_scope = self.policy.purposes[principal.purpose].consent_scope
+        if rules.consent and not governed.person_level:
+            # No rows to filter: the view was computed only over people whose consent covered
+            # its consent scope. A purpose that needs another scope cannot be served from it.
+            if purpose_scope is not None and purpose_scope != rules.consent_scope:
+                raise Denied(
+                    "consent_scope_mismatch",
+                    f"this dataset was computed under the {rules.consent_scope} consent scope, "
+                    f"which does not cover the purpose of use {principal.purpose}",
+                )
+            return -1, None
         # The purpose's own consent scope, else the one the view was materialised under: a
         # revocation then reaches every purpose on the next call, not the next run.
-        scope = (
-            self.policy.purposes[principal.purpose].consent_scope or governed.policy.consent_scope
-        )
+        scope = purpose_scope or rules.consent_scope
         if governed.consent is None or scope is None:
             return -1, None
         return governed.consent.permitted(scope)
@@ -971,6 +1038,7 @@ class CatalogService:
         free_text = {n for n, k in classes.items() if k == "free_text"}
         text_columns = {c.name for c in view.columns if c.type == "string"}
         system_columns = {c for c in text_columns if c.endswith("system")}
+        suppression = governed.suppression()
         name = tool_name(view)
 
         def body(call: _Call, arguments: dict[str, Any]) -> BaseModel:
@@ -1044,6 +1112,9 @@ class CatalogService:
                         masked,
                     )
             frame, schema = governed.table.scan()
+            # Thresholds first: a row below one never reaches a filter, a sort or a page.
+            if suppression:
+                frame = frame.filter(*suppression)
             if consented is not None:
                 frame = frame.filter(pl.col(PERSON_COLUMN).is_in(consented.implode()))
             if grant is not None:
@@ -1144,7 +1215,7 @@ class CatalogService:
             run_query,
             name,
             title=view.title,
-            description=_describe(view, masked, rules),
+            description=_describe(view, masked, rules, person_level=governed.person_level),
             parameters=query.input_schema(),
             arg_model=query.arguments_model,
             result_model=query.result_model,
@@ -1191,6 +1262,7 @@ class CatalogService:
         dataset = governed.dataset
         name = aggregate_tool_name(dataset)
         k = rules.min_cell_size
+        suppression = governed.suppression()
 
         def body(call: _Call, arguments: dict[str, Any]) -> BaseModel:
             principal = call.principal
@@ -1204,9 +1276,11 @@ class CatalogService:
             self._check_risk(call, RiskFeatures())
             _, consented = self._consented(governed, principal)
             frame, schema = governed.table.scan()
+            if suppression:
+                frame = frame.filter(*suppression)
             if consented is not None:
                 frame = frame.filter(pl.col(PERSON_COLUMN).is_in(consented.implode()))
-            conditions = spec.filters.conditions(parsed, schema)
+            conditions = spec.conditions(parsed, schema)
             if conditions:
                 frame = frame.filter(*conditions)
             needed = list(dict.fromkeys([PERSON_COLUMN, *group_by, *(m.column for m in measures)]))
@@ -1278,6 +1352,9 @@ class CatalogService:
                 f" Mean, median and quartiles of {', '.join(rules.aggregation.measures)} are "
                 "given for large enough groups."
             )
+        extra = _genomic_lines(dataset.region, rules)
+        if extra:
+            description += "\n\n" + "\n".join(extra)
         return _tool(
             run_aggregate,
             name,
@@ -1358,12 +1435,55 @@ def _tool(
     )
 
 
-def _describe(dataset: CatalogDataset, masked: list[str], rules: DatasetPolicy) -> str:
+def _region_sentence(region: RegionColumns) -> str:
+    return (
+        f"Region: the region argument {{chrom, start, end}} keeps the rows whose {region.chrom} "
+        f"equals chrom and whose {region.start} to {region.end} interval overlaps start to "
+        f"end; positions are 1-based and inclusive, and a region spans at most "
+        f"{MAX_REGION_SPAN:,} bases."
+    )
+
+
+def _suppression_sentence(rules: DatasetPolicy) -> str:
+    thresholds = "; ".join(
+        f"{name} below {minimum}" for name, minimum in rules.suppress_below.items()
+    )
+    return f"Rows with {thresholds} (or missing) are withheld by policy and never returned."
+
+
+def _genomic_lines(region: RegionColumns | None, rules: DatasetPolicy) -> list[str]:
+    """The region and threshold sentences of a tool description (none for other views)."""
+    lines = [_region_sentence(region)] if region is not None else []
+    if rules.suppress_below:
+        lines.append(_suppression_sentence(rules))
+    return lines
+
+
+def _built_consent_sentence(rules: DatasetPolicy) -> str:
+    return (
+        f"Computed only over people whose consent covered the {rules.consent_scope} scope when "
+        "the view was built; the rows are aggregates, not people, and a withdrawal of consent "
+        "reaches them at the next build."
+    )
+
+
+def _describe(
+    dataset: CatalogDataset,
+    masked: list[str],
+    rules: DatasetPolicy,
+    *,
+    person_level: bool = True,
+) -> str:
     lines = [dataset.description.strip(), "", "Columns:"]
     lines += [f"- {c.name} ({c.type}): {c.description}" for c in dataset.columns]
     if masked:
         lines += ["", f"Withheld from this role by policy: {', '.join(masked)}."]
-    if rules.consent:
+    genomic = _genomic_lines(dataset.region, rules)
+    if genomic:
+        lines += ["", *genomic]
+    if rules.consent and not person_level:
+        lines += ["", _built_consent_sentence(rules)]
+    elif rules.consent:
         lines += ["", "Only people whose consent covers the purpose of use are included."]
     if any(a.break_glass_only for a in rules.access.values()):
         lines += [
@@ -1379,7 +1499,13 @@ def data_card(governed: GovernedDataset, role: str) -> dict[str, Any]:
     dataset, rules = governed.dataset, governed.policy
     access = rules.access[role]
     visible = set(rules.visible_columns(role))
-    return {
+    if not rules.consent:
+        consent = "not consent-filtered (treatment under a break-glass grant)"
+    elif governed.person_level:
+        consent = "rows and counts include only people whose consent covers the purpose"
+    else:
+        consent = _built_consent_sentence(rules)
+    card: dict[str, Any] = {
         "name": dataset.name,
         "title": dataset.title,
         "description": dataset.description,
@@ -1406,11 +1532,7 @@ def data_card(governed: GovernedDataset, role: str) -> dict[str, Any]:
         ],
         "policy": {
             "purposes": list(rules.purposes),
-            "consent": (
-                "rows and counts include only people whose consent covers the purpose"
-                if rules.consent
-                else "not consent-filtered (treatment under a break-glass grant)"
-            ),
+            "consent": consent,
             "row_cap": rules.row_cap,
             "min_cell_size": rules.min_cell_size,
             "break_glass_only": access.break_glass_only,
@@ -1426,6 +1548,33 @@ def data_card(governed: GovernedDataset, role: str) -> dict[str, Any]:
         "freshness": _dump(dataset.freshness),
         "quality": _dump(dataset.quality),
     }
+    # Genomic entries only, so the cards of other views keep their shape.
+    if rules.suppress_below:
+        card["policy"]["suppress_below"] = dict(rules.suppress_below)
+        card["policy"]["suppression"] = _suppression_sentence(rules)
+    region = dataset.region
+    if region is not None:
+        # The query tool takes a region only when the role sees every region column.
+        region_tools = [
+            name
+            for name, offered in (
+                (
+                    tool_name(dataset),
+                    access.rows and {region.chrom, region.start, region.end} <= visible,
+                ),
+                (aggregate_tool_name(dataset), access.aggregate),
+            )
+            if offered
+        ]
+        card["region"] = {
+            "chrom": region.chrom,
+            "start": region.start,
+            "end": region.end,
+            "coordinates": "1-based, inclusive; a region returns the rows overlapping it",
+            "max_span_bases": MAX_REGION_SPAN,
+            "tools": region_tools,
+        }
+    return card
 
 
 def _listing_entry(governed: GovernedDataset, role: str) -> dict[str, Any]:

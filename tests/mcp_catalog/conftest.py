@@ -10,7 +10,13 @@ import pytest
 import yaml
 from deltalake import DeltaTable, write_deltalake
 
-from mcp_catalog.manifest import CatalogColumn, CatalogDataset, Manifest, dump_manifest
+from mcp_catalog.manifest import (
+    CatalogColumn,
+    CatalogDataset,
+    Manifest,
+    RegionColumns,
+    dump_manifest,
+)
 from mcp_catalog.policy import DEFAULT_POLICY_PATH, Policy, load_policy
 from mcp_catalog.principal import Principal, configured_principal
 
@@ -309,3 +315,264 @@ def frame_from_rows(rows: list[dict[str, object]], like: pl.DataFrame) -> pl.Dat
                 )
             )
     return frame.with_columns(parsed) if parsed else frame
+
+
+# -- a small genomic lake: a variant frequency view (no person column) and a genotype view ----
+
+GENOMIC_POSITIONS = RegionColumns(chrom="chrom", start="pos", end="end")
+GENOMIC_PEOPLE = 40
+GENOTYPE_SITES = [("chr1", p) for p in (100, 120, 140, 160, 180, 200)] + [
+    ("chr2", 100),
+    ("chr2", 300),
+]
+ZYGOSITY = {"0/0": "hom_ref", "0/1": "het", "1/1": "hom_alt", "./.": "no_call"}
+ALT_COPIES = {"0/0": 0, "0/1": 1, "1/1": 2, "./.": None}
+
+
+@dataclass(frozen=True)
+class GenomicLake:
+    root: Path
+    manifest: Manifest
+    policy: Policy
+    frequencies: pl.DataFrame
+    genotypes: pl.DataFrame
+    people: list[str]
+    revoked: tuple[str, ...]
+
+
+def _frequency_rows() -> list[tuple[object, ...]]:
+    """(chrom, pos, end, ref, alt, allele_count): boundary cases around chr1:100-200, rows
+    at the threshold and below it, other contigs, and a run of 60 sites on chr3 for paging."""
+    rows: list[tuple[object, ...]] = [
+        ("chr1", 90, 99, "ACGTACGTAC", "A", 12),  # ends one base before 100
+        ("chr1", 95, 104, "ACGTACGTAC", "A", 20),  # starts before 100, spans into it
+        ("chr1", 100, 100, "G", "A", 7),
+        ("chr1", 100, 100, "G", "T", 5),  # exactly at the threshold
+        ("chr1", 150, 150, "C", "T", 3),  # below the threshold
+        ("chr1", 160, 160, "A", "G", None),  # no count: withheld too
+        ("chr1", 200, 200, "T", "C", 9),
+        ("chr1", 201, 201, "T", "G", 30),  # starts one base after 200
+        ("chr2", 100, 100, "G", "A", 40),
+        ("chr10", 150, 150, "C", "A", 11),
+    ]
+    rows += [("chr3", 1000 + 10 * i, 1000 + 10 * i, "A", "G", (i * 7) % 40 + 1) for i in range(60)]
+    return rows
+
+
+def genomic_frequencies() -> pl.DataFrame:
+    """The variant frequency view, sorted by (chrom, pos) as the gold builder writes it."""
+    rows = _frequency_rows()
+    frame = pl.DataFrame(
+        rows,
+        schema={
+            "chrom": pl.String,
+            "pos": pl.Int64,
+            "end": pl.Int64,
+            "ref": pl.String,
+            "alt": pl.String,
+            "allele_count": pl.Int64,
+        },
+        orient="row",
+    )
+    return frame.with_columns(
+        allele_number=pl.lit(2 * GENOMIC_PEOPLE, pl.Int64),
+        allele_frequency=pl.col("allele_count") / (2 * GENOMIC_PEOPLE),
+        filter_pass=pl.int_range(pl.len()) % 4 != 0,
+    ).sort("chrom", "pos", "ref", "alt")
+
+
+def genomic_genotypes(people: list[str], seed: int = 11) -> pl.DataFrame:
+    """One row per person and site, depths from 3 to 40 (about a fifth below 10)."""
+    rng = random.Random(seed)
+    records = []
+    for person in people:
+        for chrom, pos in GENOTYPE_SITES:
+            genotype = rng.choice(list(ZYGOSITY))
+            records.append(
+                (
+                    person,
+                    chrom,
+                    pos,
+                    pos,
+                    "G",
+                    "A",
+                    genotype,
+                    ALT_COPIES[genotype],
+                    ZYGOSITY[genotype],
+                    rng.randint(3, 40),
+                )
+            )
+    return pl.DataFrame(
+        records,
+        schema={
+            "person_pseudonym": pl.String,
+            "chrom": pl.String,
+            "pos": pl.Int64,
+            "end": pl.Int64,
+            "ref": pl.String,
+            "alt": pl.String,
+            "genotype": pl.String,
+            "alt_allele_copies": pl.Int64,
+            "zygosity": pl.String,
+            "depth": pl.Int64,
+        },
+        orient="row",
+    ).sort("chrom", "pos", "person_pseudonym")
+
+
+def build_genomic_manifest(
+    *, classes: dict[str, str] | None = None, region: RegionColumns | None = GENOMIC_POSITIONS
+) -> Manifest:
+    """The catalog of the genomic test lake; ``classes`` overrides column classes."""
+    classes = classes or {}
+
+    def column(name: str, type_: str, description: str, class_: str = "clinical", **extra):
+        return _column(name, type_, description, classes.get(name, class_), **extra)
+
+    position = [
+        column("chrom", "string", "Contig (chromosome) name as in the VCF."),
+        column("pos", "integer", "First position of the variant, 1-based."),
+        column("end", "integer", "Last position of the reference allele, 1-based."),
+        column("ref", "string", "Reference allele."),
+        column("alt", "string", "Alternate allele."),
+    ]
+    return Manifest(
+        generated_at=MATERIALIZED,
+        policy_version=TEST_POLICY_VERSION,
+        datasets=[
+            CatalogDataset(
+                name="variant_frequencies",
+                audience="research",
+                path="gold/research/variant_frequencies",
+                title="Variant frequencies",
+                description="Allele counts and frequencies per variant over consented people.",
+                owner="data-platform@example.org",
+                key=["chrom", "pos", "ref", "alt"],
+                columns=[
+                    *position,
+                    column("allele_count", "integer", "Copies of the alternate allele."),
+                    column("allele_number", "integer", "Called alleles at the site."),
+                    column("allele_frequency", "number", "allele_count over allele_number."),
+                    column("filter_pass", "boolean", "Whether the site passed all filters."),
+                ],
+                row_count=len(_frequency_rows()),
+                delta_version=0,
+                last_materialized=MATERIALIZED,
+                upstream=["silver/genomics/genotypes"],
+                max_limit=50,
+                region=region,
+            ),
+            CatalogDataset(
+                name="genotypes",
+                audience="research",
+                path="gold/research/genotypes",
+                title="Research genotypes",
+                description="One row per consented person and variant site.",
+                owner="data-platform@example.org",
+                key=["person_pseudonym", "chrom", "pos", "ref", "alt"],
+                columns=[
+                    column(
+                        "person_pseudonym",
+                        "string",
+                        "Research pseudonym of the person.",
+                        "pseudonym",
+                    ),
+                    *position,
+                    column("genotype", "string", "Genotype as written, such as 0/1."),
+                    column("alt_allele_copies", "integer", "Copies of this alternate allele."),
+                    column(
+                        "zygosity",
+                        "string",
+                        "Zygosity of the call.",
+                        enum=sorted(set(ZYGOSITY.values())),
+                    ),
+                    column("depth", "integer", "Read depth at the site."),
+                ],
+                row_count=GENOMIC_PEOPLE * len(GENOTYPE_SITES),
+                delta_version=0,
+                last_materialized=MATERIALIZED,
+                upstream=["silver/genomics/genotypes"],
+                max_limit=200,
+                region=region,
+            ),
+        ],
+    )
+
+
+def genomic_policy_document(manifest: Manifest) -> dict[str, object]:
+    """The shipped policy with the genomic test datasets: frequencies row-level only with an
+    allele-count threshold of 5, genotypes with aggregates and a depth threshold of 10."""
+    document = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
+    document = {k: v for k, v in document.items() if not k.startswith("x-")}
+    document["version"] = TEST_POLICY_VERSION
+    rows = ["pseudonym", "quasi_identifier", "sensitive", "clinical", "administrative"]
+    steward = ["pseudonym", "clinical", "administrative"]
+    frequencies, genotypes = manifest.datasets
+    common = {
+        "purposes": ["research", "quality_improvement"],
+        "consent": True,
+        "consent_scope": "research",
+        "row_cap": 1000,
+        "min_cell_size": 5,
+        "read_scope": "biofed.research.read",
+    }
+    document["datasets"] = {
+        "research/variant_frequencies": {
+            "owner": frequencies.owner,
+            **common,
+            "columns": {c.name: c.column_class for c in frequencies.columns},
+            "access": {
+                "researcher": {"rows": True, "classes": rows},
+                "data_steward": {"rows": True, "classes": steward},
+            },
+            "suppress_below": {"allele_count": 5},
+        },
+        "research/genotypes": {
+            "owner": genotypes.owner,
+            **common,
+            "aggregate_scope": "biofed.research.aggregate",
+            "columns": {c.name: c.column_class for c in genotypes.columns},
+            "access": {
+                "researcher": _access(rows),
+                "data_steward": _access(steward),
+                "clinician": {"aggregate": True},
+            },
+            "aggregation": {"dimensions": ["zygosity", "chrom"], "measures": ["depth"]},
+            "suppress_below": {"depth": 10},
+        },
+    }
+    return document
+
+
+def write_policy_document(path: Path, document: dict[str, object]) -> Policy:
+    """Write a policy document and load it."""
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return load_policy(path)
+
+
+def write_genomic_lake(root: Path) -> GenomicLake:
+    """Both genomic views (Delta, small row groups so a region skips some), the research
+    consent table with three people revoked, the policy and the manifest."""
+    from deltalake import WriterProperties
+
+    people = [f"G{i:05d}" for i in range(GENOMIC_PEOPLE)]
+    revoked = (people[3], people[17], people[29])
+    frequencies = genomic_frequencies()
+    genotypes = genomic_genotypes(people)
+    properties = WriterProperties(max_row_group_size=16, compression="ZSTD")
+    for name, frame in (("variant_frequencies", frequencies), ("genotypes", genotypes)):
+        write_deltalake(
+            root / "gold" / "research" / name, frame.to_arrow(), writer_properties=properties
+        )
+    write_consent(root, people, revoked)
+    manifest = build_genomic_manifest()
+    catalog = root / "_catalog"
+    catalog.mkdir(parents=True)
+    (catalog / "manifest.json").write_text(dump_manifest(manifest))
+    policy = write_policy_document(root / "policy.yaml", genomic_policy_document(manifest))
+    return GenomicLake(root, manifest, policy, frequencies, genotypes, people, revoked)
+
+
+@pytest.fixture(scope="session")
+def genomic_lake(tmp_path_factory: pytest.TempPathFactory) -> GenomicLake:
+    return write_genomic_lake(tmp_path_factory.mktemp("genomic_lake"))
