@@ -17,6 +17,11 @@ REJECT_THRESHOLDS: dict[str, RejectThreshold] = {
     # A healthy FHIR bulk export has no malformed lines; a few are a warning, more than 5% a
     # broken feed that must not reach the gold views.
     "bronze/ehr/files": RejectThreshold(warn_ratio=0.001, fail_ratio=0.05),
+    # Variant callers write VCF by machine: a malformed record means corruption or a header
+    # that does not match its body, and each one drops a site for every sample of the file
+    # (skewing allele frequencies). Its ledger counts rejects inside ``records`` and names
+    # them ``rejected``: pass ``records - rejected`` as records and ``rejected`` as rejects.
+    "bronze/genomics/vcf_files": RejectThreshold(warn_ratio=0.0001, fail_ratio=0.01),
 }
 """File ledgers (one per silo) to thresholds."""
 

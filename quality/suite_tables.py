@@ -1,6 +1,18 @@
 """The table paths that have an expectation suite, importable without the suites themselves
 (so the catalog scanner can ask without loading any source-format schema)."""
 
+GENOMICS_SUITE_TABLES: tuple[str, ...] = (
+    "bronze/genomics/vcf_files",
+    "bronze/genomics/variants",
+    "bronze/genomics/genotypes",
+    "bronze/genomics/samples",
+    "silver/genomics/variants",
+    "silver/genomics/genotypes",
+    "gold/research/variant_frequencies",
+    "gold/research/genotypes",
+)
+"""The genomics (VCF) silo's table paths with a suite (``quality.suites.genomics``)."""
+
 SUITE_TABLES: tuple[str, ...] = (
     "bronze/ehr/patients",
     "bronze/ehr/encounters",
@@ -29,6 +41,7 @@ SUITE_TABLES: tuple[str, ...] = (
     "gold/research/medication_requests",
     "gold/research/procedures",
     "gold/research/immunizations",
+    *GENOMICS_SUITE_TABLES,
 )
 """Every table path with a suite. ``bronze/ehr/rejects`` is the asset of that name; the
 pipeline stores its rows at ``_rejects/ehr/fhir``."""

@@ -70,3 +70,16 @@ PROCEDURE_STATUS = (
 IMMUNIZATION_STATUS = ("completed", "entered-in-error", "not-done")
 CONSENT_STATUS = ("draft", "proposed", "active", "rejected", "inactive", "entered-in-error")
 CONSENT_PROVISION_TYPE = ("deny", "permit")
+
+ZYGOSITY: tuple[str, ...] = (
+    "hom_ref",
+    "het",
+    "hom_alt",
+    "hemizygous",
+    "other_alt",
+    "partial",
+    "no_call",
+)
+"""Zygosity of a person for one ALT allele of a site: every allele REF; some copies of this
+ALT; only this ALT (two or more alleles); one allele, this ALT; no copy of this ALT but
+another ALT of the site; some alleles not called; none called."""

@@ -16,6 +16,7 @@ from quality.suites.bronze import (
     rejects_suite,
     resource_suite,
 )
+from quality.suites.genomics import GENOMICS_SUITES
 from quality.suites.gold import GOLD_VIEWS, gold_suite
 from quality.suites.silver import SILVER_TABLES, silver_suite
 
@@ -49,6 +50,8 @@ def suite_for(table: str) -> Suite:
     """
     if table not in SUITE_TABLES:
         raise UnknownTableError(table)
+    if table in GENOMICS_SUITES:
+        return GENOMICS_SUITES[table]()
     layer, _, name = table.rpartition("/")
     if table == "bronze/ehr/files":
         return files_suite()

@@ -8,6 +8,7 @@ import pytest
 
 from mcp_catalog.governance import views
 from pipelines import ehr
+from quality.suite_tables import GENOMICS_SUITE_TABLES
 from quality.suites import SUITE_TABLES, UnknownTableError, references_for, suite_for
 from quality.suites.bronze import CROSSWALK_COLUMNS, FILE_LEDGER_COLUMNS, REJECTS_COLUMNS
 from quality.suites.gold import FORBIDDEN_COLUMNS, GOLD_VIEWS
@@ -21,9 +22,10 @@ def test_every_ehr_table_of_the_pipeline_has_a_suite():
         "restricted/person_crosswalk",
         *[f"silver/ehr/{t}" for t in ehr.SILVER_TABLES],
         *[spec.path for spec in views.RESEARCH_VIEWS],
+        *GENOMICS_SUITE_TABLES,
     ]
     assert sorted(SUITE_TABLES) == sorted(expected)
-    assert len(SUITE_TABLES) == len(set(SUITE_TABLES)) == 27
+    assert len(SUITE_TABLES) == len(set(SUITE_TABLES)) == 27 + len(GENOMICS_SUITE_TABLES)
     assert [suite_for(t).table for t in SUITE_TABLES] == list(SUITE_TABLES)
 
 
@@ -55,7 +57,11 @@ def test_references_point_silver_and_gold_events_at_their_own_layer():
         "gold/research/patients",
         "gold/research/encounters",
     )
-    assert all(references_for(t) == () for t in SUITE_TABLES if not t.startswith(("s", "g")))
+    assert all(
+        references_for(t) == ()
+        for t in SUITE_TABLES
+        if not t.startswith(("s", "g")) and t not in GENOMICS_SUITE_TABLES
+    )
 
 
 def test_an_unknown_table_raises_a_key_error_that_says_what_to_use():

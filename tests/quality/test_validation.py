@@ -19,7 +19,10 @@ from quality.validation import DataDocs, MissingReferenceError, validate_table
 
 PATIENTS = 60
 PLANTED = "ZZQ-PLANTED-77"
-LAKE_PATHS = {"bronze/ehr/rejects": "_rejects/ehr/fhir"}
+LAKE_PATHS = {
+    "bronze/ehr/rejects": "_rejects/ehr/fhir",
+    "bronze/genomics/rejects": "_rejects/genomics/vcf",
+}
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     """A real lake: a synthetic cohort landed and every asset materialised once."""
     base = tmp_path_factory.mktemp("quality")
     landing, root = base / "landing", base / "lake"
-    write_cohort(landing, patients=PATIENTS, seed=11)
+    write_cohort(landing, patients=PATIENTS, seed=11, silos=("ehr", "genomics"))
     # Disposing of the instance removes its temporary directory now, not at a random GC.
     with dg.DagsterInstance.ephemeral() as instance:
         result = materialize(str(root), str(landing), instance=instance)
