@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,19 +16,56 @@ DEFAULT_CONTRACT = Path(__file__).resolve().parent.parent / "mcp_catalog" / "con
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from connectors.synth import write_cohort
+    from connectors.synth import KNOWN_SILOS, write_cohort
 
-    summary = write_cohort(Path(args.out), patients=args.patients, seed=args.seed)
+    silos = KNOWN_SILOS if getattr(args, "silos", None) is None else args.silos.split(",")
+    try:
+        summary = write_cohort(Path(args.out), patients=args.patients, seed=args.seed, silos=silos)
+    except ValueError as exc:
+        print(f"biofed synth: {exc}", file=sys.stderr)
+        return 2
     print(f"Wrote a synthetic cohort of {summary.patients} people to {summary.out}:")
     for name, count in sorted(summary.files.items()):
         print(f"  {name:<40} {count:>8} records")
     return 0
 
 
+@dataclass
+class MaterializeResult:
+    """The runs one materialisation took: unpartitioned assets upstream of the partitioned
+    ones, one run per partition (each landed VCF), then everything downstream."""
+
+    runs: list = field(default_factory=list)
+
+    @property
+    def success(self) -> bool:
+        """True when every run succeeded."""
+        return all(run.success for run in self.runs)
+
+    @property
+    def run_id(self) -> str:
+        """The id of the last run (the one that built the catalog)."""
+        return self.runs[-1].run_id
+
+    @property
+    def run_ids(self) -> list[str]:
+        """Every run's id, in execution order."""
+        return [run.run_id for run in self.runs]
+
+    @property
+    def all_events(self) -> list:
+        """The events of every run, in order."""
+        return [event for run in self.runs for event in run.all_events]
+
+
 def materialize(
     lake: str, landing: str, selection: str | None = None, *, instance=None, log_level: str = "INFO"
-):
+) -> MaterializeResult:
     """Materialise every asset (or a selection) in process.
+
+    Partitioned assets (one partition per landed VCF) cannot share a run with the others, so
+    this registers a partition for every landed file, then runs: the unpartitioned assets
+    they need, one run per partition, and the rest. It stops at the first failed run.
 
     Args:
         lake: the lake root.
@@ -39,14 +76,17 @@ def materialize(
             unset, so `dagster dev` shows the run.
 
     Returns:
-        The Dagster execution result.
+        The runs, with ``success`` true only when all succeeded.
     """
     import dagster as dg
 
     from pipelines.definitions import build_definitions
+    from pipelines.defs.genomics.assets import vcf_files
+    from pipelines.genomics import scan_paths
 
     definitions = build_definitions(lake=lake, landing=landing)
     job = definitions.resolve_implicit_global_asset_job_def()
+    graph = definitions.resolve_asset_graph()
     if instance is None:
         # Record the run where `dagster dev` will look for it.
         home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
@@ -56,13 +96,37 @@ def materialize(
             # Clinical data platforms should not phone home unless the operator opts in.
             settings.write_text("telemetry:\n  enabled: false\n")
         instance = dg.DagsterInstance.get()
-    keys = None
+    wanted = set(graph.get_all_asset_keys())
     if selection is not None:
-        keys = [dg.AssetKey(k.strip().split("/")) for k in selection.split(",") if k.strip()]
+        wanted = {dg.AssetKey(k.strip().split("/")) for k in selection.split(",") if k.strip()}
+    partitioned = {k for k in wanted if graph.get(k).partitions_def is not None}
+    below = dg.AssetSelection.assets(*partitioned).downstream().resolve(graph) - partitioned
+    first = wanted - partitioned - below
+    last = wanted & below
+    folder = Path(landing) / "genomics"
+    landed = [path.relative_to(folder).as_posix() for path in scan_paths(folder)]
+    known = set(instance.get_dynamic_partitions(vcf_files.name))
+    if [name for name in landed if name not in known]:
+        instance.add_dynamic_partitions(vcf_files.name, [n for n in landed if n not in known])
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    return job.execute_in_process(
-        run_config=run_config, instance=instance, asset_selection=keys, raise_on_error=False
-    )
+    plan: list[tuple[set, str | None]] = [(first, None)]
+    plan += [(partitioned, name) for name in (landed if partitioned else [])]
+    plan.append((last, None))
+    result = MaterializeResult()
+    for keys, partition in plan:
+        if not keys:
+            continue
+        run = job.execute_in_process(
+            run_config=run_config,
+            instance=instance,
+            asset_selection=sorted(keys, key=lambda k: k.to_user_string()),
+            partition_key=partition,
+            raise_on_error=False,
+        )
+        result.runs.append(run)
+        if not run.success:
+            break
+    return result
 
 
 def _materialize(args: argparse.Namespace) -> int:
@@ -336,7 +400,7 @@ def write_report(lake: str, out: str) -> Path:
     Returns:
         The report's index.html.
     """
-    from pipelines.defs.ehr.checks import DATA_DOCS_PATH
+    from pipelines.checks import DATA_DOCS_PATH
     from pipelines.lake import Lake
     from quality.report import collect_report_data, render_report
     from quality.validation import DataDocs
@@ -395,6 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--patients", type=int, default=500)
     synth.add_argument("--seed", type=int, default=7)
     synth.add_argument("--out", default="landing")
+    synth.add_argument(
+        "--silos", help="comma-separated silos to write (ehr,genomics); all by default"
+    )
     synth.set_defaults(func=_synth)
 
     mat = sub.add_parser("materialize", help="materialise every asset (or --select) in process")

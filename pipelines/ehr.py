@@ -1,10 +1,9 @@
 """Plain, Dagster-free transforms of the EHR silo: landing files to bronze, bronze to silver."""
 
-import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import polars as pl
@@ -12,6 +11,7 @@ import polars as pl
 from connectors.fhir import read_fhir
 from connectors.fhir.components import observation_components
 from connectors.fhir.schema import OTHER_TABLE, TABLE_NAMES, table_schema
+from pipelines.landing import LandingFile, files_with_suffixes, scan_files
 
 BRONZE_TABLES: tuple[str, ...] = (*TABLE_NAMES.values(), OTHER_TABLE)
 SILVER_TABLES: tuple[str, ...] = tuple(TABLE_NAMES.values())
@@ -46,50 +46,14 @@ CROSSWALK_SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def sha256_file(path: Path) -> str:
-    """The hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def landing_files(folder: Path) -> list[Path]:
     """FHIR files (NDJSON, gzipped NDJSON, Bundle JSON) below a landing folder, sorted."""
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name.endswith(FHIR_SUFFIXES))
-
-
-@dataclass(frozen=True)
-class LandingFile:
-    """One file in the landing folder, as found now."""
-
-    path: Path
-    source_file: str
-    """Path relative to the silo's landing folder: the name provenance columns carry."""
-    sha256: str
-    bytes: int
-    modified_at: datetime
-    """When the source system last wrote the file: what freshness is measured from."""
+    return files_with_suffixes(folder, FHIR_SUFFIXES)
 
 
 def scan_landing(folder: Path) -> list[LandingFile]:
     """Every FHIR file below a landing folder with its hash, size and modification time."""
-    found = []
-    for path in landing_files(folder):
-        stat = path.stat()
-        found.append(
-            LandingFile(
-                path,
-                path.relative_to(folder).as_posix(),
-                sha256_file(path),
-                stat.st_size,
-                datetime.fromtimestamp(stat.st_mtime, tz=UTC),
-            )
-        )
-    return found
+    return scan_files(folder, FHIR_SUFFIXES)
 
 
 @dataclass

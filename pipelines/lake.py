@@ -7,16 +7,26 @@ content hash changed. Every commit carries the Dagster run id.
 """
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 
 DEFAULT_LAKE = "./lake"
+
+LOOKUP_ROW_GROUP_ROWS = 65_536
+"""Row-group size of tables served by key or region lookups: a lookup decodes whole row
+groups, and delta-rs's default (about 1M rows) made a region read about ten times slower."""
+
+
+def lookup_writer_properties(row_group_rows: int = LOOKUP_ROW_GROUP_ROWS) -> WriterProperties:
+    """Parquet settings for tables read by lookups: small row groups, zstd (passing writer
+    properties without a codec would turn compression off)."""
+    return WriterProperties(compression="ZSTD", max_row_group_size=row_group_rows)
 
 
 @dataclass(frozen=True)
@@ -93,9 +103,10 @@ class Lake:
         table = self.table(path)
         return None if table is None else table.version()
 
-    def row_count(self, path: str) -> int:
-        """Rows in the current version of a table, from the log (no data read); 0 when absent."""
-        table = self.table(path)
+    def row_count(self, path: str, version: int | None = None) -> int:
+        """Rows in a version of a table (the current one by default), from the log (no data
+        read); 0 when absent."""
+        table = self.table(path, version)
         if table is None:
             return 0
         return sum(
@@ -118,6 +129,11 @@ class Lake:
         """The outcome of a write that had nothing to commit."""
         version = self.version(path)
         return WriteOutcome(path, -1 if version is None else version, False, 0)
+
+    def table_schema(self, path: str) -> pa.Schema | None:
+        """The Arrow schema of the current version, or None when the table does not exist."""
+        table = self.table(path)
+        return None if table is None else pa.schema(table.schema())
 
     def _commit(self, run_id: str, operation: str) -> CommitProperties:
         return CommitProperties(
@@ -283,6 +299,115 @@ class Lake:
         )
         return WriteOutcome(path, self.version(path) or 0, True, frame.height, existing)
 
+    def stream_source(
+        self,
+        path: str,
+        batches: Iterable[pa.RecordBatch],
+        schema: pa.Schema,
+        source: str,
+        *,
+        run_id: str,
+        partition_by: Sequence[str] = (),
+        writer_properties: WriterProperties | None = None,
+        source_column: str = "source_file",
+    ) -> WriteOutcome:
+        """Replace every row of one source file by a stream of batches, in one commit.
+
+        For inputs too large to hold in memory (a VCF's genotypes): delta-rs pulls the batches
+        as it writes, so memory stays bounded by a batch, and readers see either all of the old
+        rows of ``source`` or all of the new ones. If ``batches`` raises, nothing is committed.
+        Columns new to the table are added (schema merge), as files of one format may declare
+        different fields.
+
+        Args:
+            path: table path below the root.
+            batches: the new rows of ``source``, each with ``schema``.
+            schema: the Arrow schema of the batches.
+            source: the source file whose rows are replaced.
+            run_id: the Dagster run id recorded in the commit metadata.
+            partition_by: partition columns, used when the table is created.
+            writer_properties: Parquet settings (row-group size, codec).
+            source_column: the column naming the source file.
+
+        Returns:
+            The outcome, with the rows written and the rows of ``source`` replaced.
+        """
+        counted = _CountingBatches(batches)
+        reader = pa.RecordBatchReader.from_batches(schema, iter(counted))
+        table = self.table(path)
+        if table is None:
+            write_deltalake(
+                self.uri(path),
+                reader,
+                mode="append",
+                partition_by=list(partition_by) or None,
+                writer_properties=writer_properties,
+                storage_options=self.storage_options or None,
+                commit_properties=self._commit(run_id, "create"),
+            )
+            return WriteOutcome(path, self.version(path) or 0, True, counted.rows)
+        existing = (
+            pl.scan_delta(table)
+            .filter(pl.col(source_column) == source)
+            .select(pl.len())
+            .collect()
+            .item()
+        )
+        write_deltalake(
+            table,
+            reader,
+            mode="overwrite",
+            predicate=f"{_quote(source_column)} = {_sql_literal(source)}",
+            schema_mode="merge",
+            writer_properties=writer_properties,
+            storage_options=self.storage_options or None,
+            commit_properties=self._commit(run_id, "replace_sources"),
+        )
+        return WriteOutcome(path, self.version(path) or 0, True, counted.rows, existing)
+
+    def replace_table(
+        self,
+        path: str,
+        frame: pl.DataFrame,
+        *,
+        run_id: str,
+        writer_properties: WriterProperties | None = None,
+    ) -> WriteOutcome:
+        """Make the table hold exactly ``frame``, in its row order, or commit nothing.
+
+        For derived tables whose physical layout matters (sorted by position, small row
+        groups, so lookups prune): a MERGE would keep neither the order nor the row-group
+        size. Compares with the current version first, so a rerun on unchanged input commits
+        nothing.
+
+        Args:
+            path: table path below the root.
+            frame: the whole new content, already in the order it should be stored.
+            run_id: the Dagster run id recorded in the commit metadata.
+            writer_properties: Parquet settings (row-group size, codec).
+
+        Returns:
+            The outcome with the table version after the write.
+        """
+        data = _delta_arrow(frame)
+        table = self.table(path)
+        replaced = 0
+        if table is not None:
+            current = pl.read_delta(table)
+            if current.schema == frame.schema and current.equals(frame):
+                return WriteOutcome(path, table.version(), False, 0)
+            replaced = current.height
+        write_deltalake(
+            self.uri(path) if table is None else table,
+            data,
+            mode="overwrite",
+            schema_mode="overwrite",
+            writer_properties=writer_properties,
+            storage_options=self.storage_options or None,
+            commit_properties=self._commit(run_id, "create" if table is None else "replace"),
+        )
+        return WriteOutcome(path, self.version(path) or 0, True, frame.height, replaced)
+
     @staticmethod
     def _check_keys(path: str, frame: pl.DataFrame, keys: Sequence[str]) -> None:
         missing = [k for k in keys if k not in frame.columns]
@@ -292,3 +417,16 @@ class Lake:
             raise ValueError(f"{path}: null values in key columns {list(keys)}")
         if frame.select(pl.struct(keys).is_duplicated().any()).item():
             raise ValueError(f"{path}: duplicate keys {list(keys)}; deduplicate before writing")
+
+
+class _CountingBatches:
+    """Passes batches through, counting their rows."""
+
+    def __init__(self, batches: Iterable[pa.RecordBatch]) -> None:
+        self._batches = batches
+        self.rows = 0
+
+    def __iter__(self):
+        for batch in self._batches:
+            self.rows += batch.num_rows
+            yield batch

@@ -30,6 +30,11 @@ SLAS: tuple[tuple[str, FreshnessSLA], ...] = (
     # EHR bulk exports arrive daily; a missed day warns, three missed days is stale.
     ("bronze/ehr/*", FreshnessSLA(timedelta(hours=26), timedelta(days=3))),
     ("silver/ehr/*", FreshnessSLA(timedelta(hours=26), timedelta(days=3))),
+    # Sequencing batches land weekly at best; a month without one warns, a quarter is stale.
+    ("bronze/genomics/*", FreshnessSLA(timedelta(days=35), timedelta(days=95))),
+    ("silver/genomics/*", FreshnessSLA(timedelta(days=35), timedelta(days=95))),
+    ("gold/research/variant_frequencies", FreshnessSLA(timedelta(days=35), timedelta(days=95))),
+    ("gold/research/genotypes", FreshnessSLA(timedelta(days=35), timedelta(days=95))),
     ("gold/research/*", FreshnessSLA(timedelta(hours=26), timedelta(days=3))),
     ("restricted/*", FreshnessSLA(timedelta(hours=26), timedelta(days=3))),
 )

@@ -106,6 +106,12 @@ class ViewSpec:
     record_prefix: str | None = None
     """Tag of the record pseudonyms of a per-event view (``E``, ``C``, ...); None for views
     without record keys."""
+    region: tuple[str, str, str] | None = None
+    """``(chrom, start, end)`` columns of a view of genomic positions: the view is stored
+    sorted by chromosome and start, in small row groups, and its query tool takes a region."""
+    source_of: tuple[tuple[str, str], ...] = ()
+    """For views with several sources: ``(source column, source table path)`` pairs naming
+    where each source column comes from, for column lineage."""
 
     @property
     def path(self) -> str:
@@ -113,12 +119,33 @@ class ViewSpec:
         return f"gold/{self.audience}/{self.name}"
 
     def column_lineage(self) -> dict[str, tuple[tuple[str, str], ...]]:
-        """Each view column's inputs as ``(source table path, source column)`` pairs."""
-        (source,) = self.sources
-        return {
-            c.name: tuple((source, name) for name in (c.derived_from or (c.name,)))
-            for c in self.columns
-        }
+        """Each view column's inputs as ``(source table path, source column)`` pairs.
+
+        Raises:
+            ValueError: when a view with several sources does not say where a column is from.
+        """
+        origin = dict(self.source_of)
+        lineage = {}
+        for c in self.columns:
+            pairs = []
+            for name in c.derived_from or (c.name,):
+                if len(self.sources) == 1:
+                    pairs.append((self.sources[0], name))
+                elif name in origin:
+                    pairs.append((origin[name], name))
+                else:
+                    raise ValueError(f"view {self.name}: no source declared for column {name}")
+            lineage[c.name] = tuple(pairs)
+        return lineage
+
+    @property
+    def storage_order(self) -> list[str]:
+        """The row order the view is stored in: by position for genomic views (so region
+        reads prune row groups), else by key."""
+        if self.region is None:
+            return list(self.key)
+        chrom, start, _ = self.region
+        return [chrom, start, *(k for k in self.key if k not in (chrom, start))]
 
     def conform(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Select and cast the built frame to exactly the declared columns, in order.
@@ -418,10 +445,11 @@ def build_view(spec: ViewSpec, silver: dict[str, pl.DataFrame], ctx: ViewContext
         ctx: keys, shifts, consent and the reference date.
 
     Returns:
-        The view with exactly its declared columns, sorted by its key.
+        The view with exactly its declared columns, in its storage order.
     """
     ctx = replace(ctx, record_prefix=spec.record_prefix or "")
-    return spec.conform(spec.build({s: silver[s] for s in spec.sources}, ctx)).sort(list(spec.key))
+    built = spec.conform(spec.build({s: silver[s] for s in spec.sources}, ctx))
+    return built.sort(spec.storage_order)
 
 
 def surrogate_identifiers(

@@ -130,3 +130,63 @@ def test_insert_new_appends_unseen_keys_and_never_updates(lake):
     )
     same = lake.insert_new("h", first, ["k"], run_id="r3")
     assert (same.committed, lake.version("h")) == (False, 1)
+
+
+def _batches(frame: pl.DataFrame, size: int):
+    for start in range(0, frame.height, size):
+        yield from frame.slice(start, size).to_arrow().to_batches()
+
+
+def _file_rows(source: str, n: int, chrom: str = "chr1") -> pl.DataFrame:
+    return pl.DataFrame(
+        {"source_file": [source] * n, "chrom": [chrom] * n, "pos": list(range(1, n + 1))}
+    )
+
+
+def test_stream_source_replaces_only_that_sources_rows_in_one_commit(lake):
+    first = _file_rows("a.vcf", 5)
+    schema = first.to_arrow().schema
+    created = lake.stream_source("t", _batches(first, 2), schema, "a.vcf", run_id="run-1",
+                                 partition_by=["chrom"])  # fmt: skip
+    lake.stream_source("t", _batches(_file_rows("b.vcf", 3, "chr2"), 2), schema, "b.vcf",
+                       run_id="run-2")  # fmt: skip
+    replaced = lake.stream_source("t", _batches(_file_rows("a.vcf", 2), 1), schema, "a.vcf",
+                                  run_id="run-3")  # fmt: skip
+    assert (created.version, created.rows_written) == (0, 5)
+    assert (replaced.version, replaced.rows_written, replaced.rows_deleted) == (2, 2, 5)
+    stored = lake.read("t").sort("source_file", "pos")
+    assert_frame_equal(
+        stored.select("source_file", "chrom", "pos"),
+        pl.concat([_file_rows("a.vcf", 2), _file_rows("b.vcf", 3, "chr2")]),
+    )
+    assert lake.table("t").metadata().partition_columns == ["chrom"]
+    assert lake.table("t").history(1)[0]["dagster_run_id"] == "run-3"
+
+
+def test_stream_source_commits_nothing_when_the_batches_fail(lake):
+    schema = _file_rows("a.vcf", 1).to_arrow().schema
+    lake.stream_source("t", _batches(_file_rows("a.vcf", 4), 2), schema, "a.vcf", run_id="run-1")
+
+    def failing():
+        yield from _batches(_file_rows("a.vcf", 2), 1)
+        raise RuntimeError("the reader failed")
+
+    with pytest.raises(Exception, match="the reader failed"):
+        lake.stream_source("t", failing(), schema, "a.vcf", run_id="run-2")
+    assert lake.version("t") == 0
+    assert lake.read("t").height == 4
+
+
+def test_replace_table_keeps_row_order_and_commits_nothing_when_unchanged(lake):
+    from pipelines.lake import lookup_writer_properties
+
+    frame = pl.DataFrame({"chrom": ["chr1"] * 5, "pos": [5, 1, 4, 2, 3]}).sort("pos")
+    first = lake.replace_table(
+        "t", frame, run_id="run-1", writer_properties=lookup_writer_properties(2)
+    )
+    again = lake.replace_table("t", frame, run_id="run-2")
+    changed = lake.replace_table("t", frame.head(3), run_id="run-3")
+    assert (first.version, first.committed) == (0, True)
+    assert (again.version, again.committed) == (0, False)
+    assert (changed.version, changed.rows_written, changed.rows_deleted) == (1, 3, 5)
+    assert_frame_equal(lake.read("t"), frame.head(3))

@@ -9,12 +9,14 @@ import polars as pl
 
 from connectors.fhir.schema import table_columns
 from mcp_catalog.catalog import TableState, build_manifest, dataset_entry, source_entry
+from mcp_catalog.governance.genomics import GENOMIC_VIEWS
 from mcp_catalog.governance.views import IDENTIFIED_VIEWS, RESEARCH_VIEWS, IdentifiedView, ViewSpec
 from mcp_catalog.manifest import (
     CatalogColumn,
     CatalogDataset,
     DatasetFreshness,
     DatasetQuality,
+    RegionColumns,
     dump_manifest,
 )
 from mcp_catalog.policy import Policy, load_policy
@@ -26,6 +28,12 @@ from quality.freshness import freshness_status, sla_for
 
 MANIFEST_PATH = "_catalog/manifest.json"
 
+SERVED_VIEWS: tuple[ViewSpec, ...] = (*RESEARCH_VIEWS, *GENOMIC_VIEWS)
+"""Every materialised view the catalog serves, in catalog order."""
+
+LEDGERS = {"ehr": "bronze/ehr/files", "genomics": "bronze/genomics/vcf_files"}
+"""Each silo's ledger of landed files, which records when every file was written."""
+
 
 def _silo(source: str) -> str:
     """The silo a silver table comes from (``silver/ehr/patients`` -> ``ehr``)."""
@@ -36,7 +44,7 @@ def _newest_sources(lake: Lake, silos: set[str]) -> dict[str, datetime | None]:
     """When each silo's newest landing file was written, from its files ledger."""
     newest: dict[str, datetime | None] = {}
     for silo in sorted(silos):
-        ledger = f"bronze/{silo}/files"
+        ledger = LEDGERS[silo]
         newest[silo] = (
             lake.read(ledger).get_column("source_modified_at").max()
             if lake.table(ledger) is not None
@@ -124,6 +132,14 @@ def _identified_columns(view: IdentifiedView, policy: Policy) -> list[CatalogCol
     return columns
 
 
+def _region(spec: ViewSpec) -> RegionColumns | None:
+    """The region columns of a view of genomic positions."""
+    if spec.region is None:
+        return None
+    chrom, start, end = spec.region
+    return RegionColumns(chrom=chrom, start=start, end=end)
+
+
 def _state(lake: Lake, path: str, freshness, results, now: datetime) -> TableState:
     table = lake.table(path)
     if table is None:
@@ -141,13 +157,17 @@ def _state(lake: Lake, path: str, freshness, results, now: datetime) -> TableSta
 def _datasets(lake: Lake, policy: Policy, now: datetime) -> list[CatalogDataset]:
     """Every served dataset with its size, version, freshness and quality (each input read
     once)."""
-    silos = {_silo(s) for spec in RESEARCH_VIEWS for s in spec.sources}
+    silos = {_silo(s) for spec in SERVED_VIEWS for s in spec.sources}
     silos |= {_silo(view.table) for view in IDENTIFIED_VIEWS}
     newest = _newest_sources(lake, silos)
     results = lake.read(QUALITY_RESULTS_PATH) if lake.table(QUALITY_RESULTS_PATH) else None
     datasets = [
-        dataset_entry(spec, _state(lake, spec.path, _freshness(spec, newest, now), results, now))
-        for spec in RESEARCH_VIEWS
+        dataset_entry(
+            spec,
+            _state(lake, spec.path, _freshness(spec, newest, now), results, now),
+            region=_region(spec),
+        )
+        for spec in SERVED_VIEWS
     ]
     for view in IDENTIFIED_VIEWS:
         datasets.append(
@@ -171,7 +191,7 @@ def _datasets(lake: Lake, policy: Policy, now: datetime) -> list[CatalogDataset]
     key=["catalog"],
     group_name="catalog",
     deps=[
-        *(dg.AssetKey(spec.path.split("/")) for spec in RESEARCH_VIEWS),
+        *(dg.AssetKey(spec.path.split("/")) for spec in SERVED_VIEWS),
         *(dg.AssetKey(view.table.split("/")) for view in IDENTIFIED_VIEWS),
         dg.AssetKey(["gold", "research", "_consent"]),
     ],
@@ -179,7 +199,7 @@ def _datasets(lake: Lake, policy: Policy, now: datetime) -> list[CatalogDataset]
 )
 def catalog(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.lake()
-    inputs = [table_input(store, spec.path) for spec in RESEARCH_VIEWS]
+    inputs = [table_input(store, spec.path) for spec in SERVED_VIEWS]
     inputs += [table_input(store, view.table) for view in IDENTIFIED_VIEWS]
     with asset_lineage(context, store, job="catalog", inputs=inputs, outputs=[MANIFEST_PATH]):
         now = datetime.now(UTC)

@@ -6,16 +6,13 @@ import dagster as dg
 import polars as pl
 
 from connectors.fhir.schema import table_columns
-from mcp_catalog.governance.consent import consent_status, consented_people
+from mcp_catalog.governance.consent import consent_status
 from mcp_catalog.governance.deid import (
     SURROGATE_SCHEMA,
-    Pseudonyms,
-    date_shifts,
     new_surrogates,
 )
 from mcp_catalog.governance.views import (
     RESEARCH_VIEWS,
-    ViewContext,
     ViewSpec,
     build_view,
     surrogate_identifiers,
@@ -24,15 +21,19 @@ from mcp_catalog.policy import load_policy
 from pipelines import ehr
 from pipelines.lineage import asset_lineage, job_name, table_input, table_output
 from pipelines.metadata import column_schema, freshness_policy, view_schema, write_metadata
+from pipelines.research import (
+    CROSSWALK_PATH,
+    SURROGATES_PATH,
+    pseudonyms_for,
+    research_context,
+)
 from pipelines.resources import LakeResource, LandingResource
 from quality.lineage import LineageDataset
 
 GROUP = "ehr"
 FILES_PATH = "bronze/ehr/files"
 REJECTS_PATH = "_rejects/ehr/fhir"
-CROSSWALK_PATH = "restricted/person_crosswalk"
 CONSENT_STATUS_PATH = "gold/research/_consent"
-SURROGATES_PATH = "restricted/surrogates"
 
 
 def bronze_path(table: str) -> str:
@@ -284,16 +285,6 @@ def surrogates(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Mate
     )
 
 
-def _pseudonyms(store, lake: LakeResource, audience: str) -> Pseudonyms:
-    """The audience's pseudonym scheme as the policy sets it."""
-    if load_policy().pseudonym_scheme(audience) == "surrogate":
-        mapping = store.read(SURROGATES_PATH)
-        return Pseudonyms(
-            surrogates=mapping.filter(pl.col("audience") == audience).drop("audience")
-        )
-    return Pseudonyms(key=lake.deid_keys().for_audience(audience))
-
-
 def _gold_asset(spec: ViewSpec) -> dg.AssetsDefinition:
     deps = [dg.AssetKey(s.split("/")) for s in spec.sources]
     deps += [
@@ -319,17 +310,7 @@ def _gold_asset(spec: ViewSpec) -> dg.AssetsDefinition:
         with asset_lineage(
             context, store, job=job_name(context.asset_key), inputs=inputs, outputs=[spec.path]
         ) as run:
-            keys = lake.deid_keys()
-            now = datetime.now(UTC)
-            crosswalk = store.read(CROSSWALK_PATH)
-            ctx = ViewContext(
-                pseudonyms=_pseudonyms(store, lake, spec.audience),
-                shifts=date_shifts(
-                    crosswalk.get_column("person_key").unique().to_list(), key=keys.date_shift
-                ),
-                consented=consented_people(store.read(silver_path("consents")), as_of=now),
-                reference_date=now.date(),
-            )
+            ctx = research_context(store, lake, spec.audience)
             view = build_view(spec, {s: store.read(s) for s in spec.sources}, ctx)
             outcome = store.merge(spec.path, view, list(spec.key), run_id=context.run.run_id)
             run.outputs = [
@@ -384,7 +365,7 @@ def research_consent(context: dg.AssetExecutionContext, lake: LakeResource) -> d
             store.read(CROSSWALK_PATH).get_column("person_key"),
             as_of=datetime.now(UTC),
             scopes=scopes,
-            pseudonyms=_pseudonyms(store, lake, "research"),
+            pseudonyms=pseudonyms_for(store, lake, "research"),
         )
         outcome = store.merge(
             CONSENT_STATUS_PATH, status, ["person_pseudonym", "scope"], run_id=context.run.run_id

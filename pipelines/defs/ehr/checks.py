@@ -7,79 +7,11 @@ the catalog, so the MCP server keeps serving the last good manifest.
 
 import dagster as dg
 
-from pipelines.defs.ehr.assets import FILES_PATH, REJECTS_PATH
-from pipelines.lineage import quality_event
-from pipelines.quality_record import record_result
+from pipelines.checks import domain_of, suite_check
+from pipelines.defs.ehr.assets import FILES_PATH
 from pipelines.resources import LakeResource
 from quality.rejects import REJECT_THRESHOLDS, reject_ratio
-from quality.suites import SUITE_TABLES, references_for
-from quality.validation import DataDocs, validate_table
-
-LAKE_PATHS = {"bronze/ehr/rejects": REJECTS_PATH}
-"""Suite names whose table lives elsewhere in the lake."""
-
-DATA_DOCS_PATH = "_quality/gx"
-
-
-def lake_path(table: str) -> str:
-    """Where a suite's table lives in the lake."""
-    return LAKE_PATHS.get(table, table)
-
-
-def _suite_check(table: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
-        asset=dg.AssetKey(table.split("/")),
-        name="quality_suite",
-        blocking=True,
-        description=f"Great Expectations suite of {table}: keys, code systems and "
-        "check digits, value ranges, date order, references, identifiers.",
-    )
-    def _check(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
-        store = lake.lake()
-        path = lake_path(table)
-        version = store.version(path)
-        if version is None:
-            return dg.AssetCheckResult(
-                passed=False,
-                severity=dg.AssetCheckSeverity.ERROR,
-                description=f"{path} does not exist",
-            )
-        references = {r: store.read(lake_path(r)) for r in references_for(table)}
-        result = validate_table(
-            table,
-            store.read(path),
-            references=references,
-            docs=DataDocs(store.local_path(DATA_DOCS_PATH)),
-        )
-        record_result(store, result, table=path, delta_version=version, run_id=context.run.run_id)
-        quality_event(
-            context,
-            store,
-            job=f"{table.replace('/', '.')}.quality_suite",
-            path=path,
-            quality={
-                "row_count": result.rows,
-                "assertions": [(o.expectation, o.success, o.column) for o in result.outcomes],
-            },
-        )
-        failed = [
-            f"{o.severity}: {o.description} ({o.unexpected_count} rows)"
-            for o in (*result.errors, *result.warnings)
-        ]
-        return dg.AssetCheckResult(
-            passed=result.success,
-            severity=dg.AssetCheckSeverity.ERROR,
-            description="; ".join(failed[:10]) or "all expectations met",
-            metadata={
-                "rows": result.rows,
-                "delta_version": version,
-                "expectations": len(result.outcomes),
-                "failed_errors": len(result.errors),
-                "failed_warnings": len(result.warnings),
-            },
-        )
-
-    return _check
+from quality.suites import SUITE_TABLES
 
 
 @dg.asset_check(
@@ -112,4 +44,4 @@ def ehr_reject_ratio(lake: LakeResource) -> dg.AssetCheckResult:
     )
 
 
-suite_checks = [_suite_check(table) for table in SUITE_TABLES]
+suite_checks = [suite_check(table) for table in SUITE_TABLES if domain_of(table) == "ehr"]

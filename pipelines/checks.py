@@ -1,0 +1,90 @@
+"""The quality-suite gate every domain puts on its tables: a blocking Great Expectations
+check per table that has a suite, recorded in the lake and in the lineage."""
+
+import dagster as dg
+
+from pipelines.lineage import quality_event
+from pipelines.quality_record import record_result
+from pipelines.resources import LakeResource
+from quality.suites import references_for
+from quality.validation import DataDocs, validate_table
+
+GENOMIC_GOLD = ("gold/research/variant_frequencies", "gold/research/genotypes")
+
+LAKE_PATHS = {
+    "bronze/ehr/rejects": "_rejects/ehr/fhir",
+    "bronze/genomics/rejects": "_rejects/genomics/vcf",
+}
+"""Suite names whose table lives elsewhere in the lake."""
+
+DATA_DOCS_PATH = "_quality/gx"
+
+
+def lake_path(table: str) -> str:
+    """Where a suite's table lives in the lake."""
+    return LAKE_PATHS.get(table, table)
+
+
+def suite_check(table: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey(table.split("/")),
+        name="quality_suite",
+        blocking=True,
+        description=f"Great Expectations suite of {table}: keys, code systems and "
+        "check digits, value ranges, date order, references, identifiers.",
+    )
+    def _check(context: dg.AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
+        store = lake.lake()
+        path = lake_path(table)
+        version = store.version(path)
+        if version is None:
+            return dg.AssetCheckResult(
+                passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=f"{path} does not exist",
+            )
+        references = {r: store.read(lake_path(r)) for r in references_for(table)}
+        result = validate_table(
+            table,
+            store.read(path),
+            references=references,
+            docs=DataDocs(store.local_path(DATA_DOCS_PATH)),
+        )
+        record_result(store, result, table=path, delta_version=version, run_id=context.run.run_id)
+        quality_event(
+            context,
+            store,
+            job=f"{table.replace('/', '.')}.quality_suite",
+            path=path,
+            quality={
+                "row_count": result.rows,
+                "assertions": [(o.expectation, o.success, o.column) for o in result.outcomes],
+            },
+        )
+        failed = [
+            f"{o.severity}: {o.description} ({o.unexpected_count} rows)"
+            for o in (*result.errors, *result.warnings)
+        ]
+        return dg.AssetCheckResult(
+            passed=result.success,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description="; ".join(failed[:10]) or "all expectations met",
+            metadata={
+                "rows": result.rows,
+                "delta_version": version,
+                "expectations": len(result.outcomes),
+                "failed_errors": len(result.errors),
+                "failed_warnings": len(result.warnings),
+            },
+        )
+
+    return _check
+
+
+
+
+def domain_of(table: str) -> str:
+    """The clinical domain whose definitions carry a table's suite check."""
+    if "/genomics/" in table or table in GENOMIC_GOLD:
+        return "genomics"
+    return "ehr"

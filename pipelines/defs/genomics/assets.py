@@ -1,0 +1,378 @@
+"""Genomics silo: landed VCFs -> bronze (one dynamic partition per file) -> silver linked to
+person_key through the sample manifest -> research views of variants and genotypes."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import polars as pl
+
+from connectors.errors import ConnectorError
+from mcp_catalog.governance.genomics import GENOMIC_VIEWS
+from mcp_catalog.governance.views import ViewSpec, build_view
+from mcp_catalog.policy import load_policy
+from pipelines import genomics
+from pipelines.lake import lookup_writer_properties
+from pipelines.landing import landing_file
+from pipelines.lineage import asset_lineage, job_name, table_input, table_output
+from pipelines.metadata import freshness_policy, view_schema, write_metadata
+from pipelines.research import CROSSWALK_PATH, SURROGATES_PATH, research_context
+from pipelines.resources import LakeResource, LandingResource
+from quality.lineage import LineageDataset
+
+GROUP = "genomics"
+
+vcf_files = dg.DynamicPartitionsDefinition(name="vcf_files")
+"""One partition per landed VCF, named by its path below ``landing/genomics``."""
+
+BRONZE_KEYS = {
+    "variants": genomics.VARIANTS_PATH,
+    "genotypes": genomics.GENOTYPES_PATH,
+    "vcf_files": genomics.FILES_PATH,
+    "rejects": genomics.REJECTS_PATH,
+}
+
+
+def _key(path: str) -> dg.AssetKey:
+    return dg.AssetKey(path.split("/"))
+
+
+@dg.multi_asset(
+    group_name=GROUP,
+    partitions_def=vcf_files,
+    specs=[
+        dg.AssetSpec(
+            ["bronze", "genomics", "variants"],
+            freshness_policy=freshness_policy(genomics.VARIANTS_PATH),
+            description="VCF records as read, one row per site and ALT allele (multi-allelic "
+            "records split, with the original allele index), INFO typed from the header. "
+            "Delta-partitioned by chromosome.",
+        ),
+        dg.AssetSpec(
+            ["bronze", "genomics", "genotypes"],
+            freshness_policy=freshness_policy(genomics.GENOTYPES_PATH),
+            description="One row per VCF record and sample: allele calls (no-call kept apart "
+            "from REF), phasing and typed FORMAT fields. Delta-partitioned by chromosome.",
+        ),
+        dg.AssetSpec(
+            ["bronze", "genomics", "vcf_files"],
+            freshness_policy=freshness_policy(genomics.FILES_PATH),
+            description="One row per landed VCF: sha256, header text, reference, contigs, "
+            "samples and counts, so the file can be told apart and reproduced exactly.",
+        ),
+        dg.AssetSpec(
+            ["bronze", "genomics", "rejects"],
+            freshness_policy=freshness_policy("bronze/genomics/rejects"),
+            description="Quarantined VCF records: file, line and reason (never the values).",
+        ),
+    ],
+)
+def bronze_genomics(
+    context: dg.AssetExecutionContext, lake: LakeResource, landing: LandingResource
+):
+    """Reads one landed VCF (this partition) into bronze, unless its content is already there."""
+    store = lake.lake()
+    folder = landing.silo("genomics")
+    name = context.partition_key
+    path = folder / name
+    if not path.is_file():
+        raise dg.Failure(
+            f"{name} is no longer in {folder}. Land the file again, or delete the partition "
+            "in the Dagster UI if it was withdrawn (its rows stay in the lake until then)."
+        )
+    landed = landing_file(path, folder)
+    paths = list(BRONZE_KEYS.values())
+    if genomics.already_ingested(store, landed):
+        context.log.info(f"{name} is unchanged since it was ingested; nothing to write")
+        for table, lake_path in BRONZE_KEYS.items():
+            yield dg.MaterializeResult(
+                asset_key=["bronze", "genomics", table],
+                metadata=write_metadata(store.unchanged(lake_path), store.row_count(lake_path)),
+            )
+        return
+    source = LineageDataset(uri=str(path.resolve()), version=landed.sha256)
+    with asset_lineage(
+        context, store, job="bronze.genomics", inputs=[source], outputs=paths
+    ) as run:
+        try:
+            ingest = genomics.ingest_vcf(
+                store, landed, run_id=context.run.run_id, ingested_at=datetime.now(UTC)
+            )
+        except ConnectorError as exc:
+            raise dg.Failure(f"{name} could not be read: {exc}") from exc
+        run.outputs = [table_output(store, p) for p in paths]
+    file_row = ingest.file_row.row(0, named=True)
+    context.log.info(
+        f"{name}: {file_row['records']} records, {file_row['variants']} variants, "
+        f"{file_row['genotypes']} genotypes, {ingest.rejected} quarantined"
+    )
+    outcomes = {
+        "variants": ingest.variants,
+        "genotypes": ingest.genotypes,
+        "vcf_files": ingest.ledger,
+        "rejects": ingest.rejects,
+    }
+    for table, outcome in outcomes.items():
+        yield dg.MaterializeResult(
+            asset_key=["bronze", "genomics", table],
+            metadata=write_metadata(
+                outcome,
+                store.row_count(BRONZE_KEYS[table]),
+                records=file_row["records"],
+                rejects_this_file=ingest.rejected,
+            ),
+        )
+
+
+@dg.asset(
+    key=["bronze", "genomics", "samples"],
+    group_name=GROUP,
+    freshness_policy=freshness_policy(genomics.SAMPLES_PATH),
+    description="The biobank's sample manifest: which person (MRN) each VCF sample id is, "
+    "with specimen, collection date and platform. Restricted: holds MRNs.",
+    owners=["team:data-stewards"],
+)
+def sample_manifest(
+    context: dg.AssetExecutionContext, lake: LakeResource, landing: LandingResource
+) -> dg.MaterializeResult:
+    store = lake.lake()
+    folder = landing.silo("genomics")
+    path = folder / genomics.MANIFEST_NAME
+    if not path.is_file() and not genomics.scan_paths(folder):
+        # A site without a genomics feed: an empty manifest, so the views exist and are empty.
+        context.log.info(f"no VCF and no sample manifest under {folder}")
+        outcome = (
+            store.unchanged(genomics.SAMPLES_PATH)
+            if store.table(genomics.SAMPLES_PATH) is not None
+            else store.merge(
+                genomics.SAMPLES_PATH,
+                pl.DataFrame(schema=genomics.SAMPLES_TABLE_COLUMNS),
+                ["sample_id"],
+                run_id=context.run.run_id,
+            )
+        )
+        return dg.MaterializeResult(
+            metadata=write_metadata(outcome, store.row_count(genomics.SAMPLES_PATH))
+        )
+    if not path.is_file():
+        raise dg.Failure(
+            f"No sample manifest at {path}. Land the biobank's {genomics.MANIFEST_NAME} "
+            "(sample_id, mrn, specimen_type, collection_date, sequencing_platform, vcf_file) "
+            "beside the VCFs, or generate a cohort with `biofed synth --out landing`."
+        )
+    landed = landing_file(path, folder)
+    source = LineageDataset(uri=str(path.resolve()), version=landed.sha256)
+    outputs = [genomics.SAMPLES_PATH, genomics.MANIFEST_REJECTS_PATH]
+    with asset_lineage(
+        context, store, job=job_name(context.asset_key), inputs=[source], outputs=outputs
+    ) as run:
+        try:
+            rows, rejects = genomics.read_sample_manifest(path, source_file=landed.source_file)
+        except genomics.ManifestError as exc:
+            raise dg.Failure(str(exc)) from exc
+        now = datetime.now(UTC)
+        rows = genomics.provenance(
+            rows.with_columns(pl.lit(landed.source_file).alias("source_file")), landed.sha256, now
+        )
+        unchanged = (
+            store.table(genomics.SAMPLES_PATH) is not None
+            and store.read(genomics.SAMPLES_PATH).drop("ingested_at").sort("sample_id").equals(
+                rows.drop("ingested_at").sort("sample_id")
+            )
+        )
+        outcome = (
+            store.unchanged(genomics.SAMPLES_PATH)
+            if unchanged
+            else store.merge(
+                genomics.SAMPLES_PATH, rows, ["sample_id"], run_id=context.run.run_id
+            )
+        )
+        store.replace_sources(
+            genomics.MANIFEST_REJECTS_PATH,
+            genomics.provenance(rejects, landed.sha256, now),
+            [landed.source_file],
+            run_id=context.run.run_id,
+            source_column="source",
+        )
+        run.outputs = [table_output(store, p) for p in outputs]
+    if rejects.height:
+        context.log.warning(
+            f"{rejects.height} manifest rows quarantined at "
+            f"{rejects.select('locator').head(20).to_series().to_list()}"
+        )
+    return dg.MaterializeResult(
+        metadata=write_metadata(
+            outcome, store.row_count(genomics.SAMPLES_PATH), quarantined_rows=rejects.height
+        )
+    )
+
+
+_SILVER_DEPS = [
+    *(_key(p) for p in (genomics.VARIANTS_PATH, genomics.GENOTYPES_PATH, genomics.FILES_PATH)),
+    _key(genomics.SAMPLES_PATH),
+    _key(CROSSWALK_PATH),
+]
+
+
+@dg.multi_asset(
+    group_name=GROUP,
+    partitions_def=vcf_files,
+    specs=[
+        dg.AssetSpec(
+            ["silver", "genomics", "variants"],
+            deps=_SILVER_DEPS,
+            freshness_policy=freshness_policy(genomics.SILVER_VARIANTS_PATH),
+            description="Variants of every landed VCF, one row per site and ALT allele, "
+            "partitioned by chromosome and sorted by position.",
+        ),
+        dg.AssetSpec(
+            ["silver", "genomics", "genotypes"],
+            deps=_SILVER_DEPS,
+            freshness_policy=freshness_policy(genomics.SILVER_GENOTYPES_PATH),
+            description="Genotypes of every landed VCF linked to person_key through the "
+            "sample manifest's MRN and the person crosswalk; unlinked samples kept with an "
+            "empty person_key.",
+        ),
+    ],
+)
+def silver_genomics(context: dg.AssetExecutionContext, lake: LakeResource):
+    """Rebuilds this file's silver rows when its bronze content or its sample links changed."""
+    store = lake.lake()
+    name = context.partition_key
+    inputs = [
+        table_input(store, p)
+        for p in (
+            genomics.VARIANTS_PATH,
+            genomics.GENOTYPES_PATH,
+            genomics.SAMPLES_PATH,
+            CROSSWALK_PATH,
+        )
+    ]
+    outputs = [genomics.SILVER_VARIANTS_PATH, genomics.SILVER_GENOTYPES_PATH]
+    with asset_lineage(
+        context, store, job="silver.genomics", inputs=inputs, outputs=outputs
+    ) as run:
+        links = genomics.sample_links(
+            store.read(genomics.SAMPLES_PATH), store.read(CROSSWALK_PATH)
+        )
+        try:
+            build = genomics.build_silver(
+                store, name, links, run_id=context.run.run_id, built_at=datetime.now(UTC)
+            )
+        except FileNotFoundError as exc:
+            raise dg.Failure(str(exc)) from exc
+        run.outputs = [table_output(store, p) for p in outputs]
+    unlinked = build.samples - build.linked_samples
+    if unlinked:
+        context.log.warning(
+            f"{unlinked} of {build.samples} samples in {name} are not linked to a person: "
+            "their sample ids are missing from the manifest or their MRN is unknown"
+        )
+    for table, outcome in (("variants", build.variants), ("genotypes", build.genotypes)):
+        yield dg.MaterializeResult(
+            asset_key=["silver", "genomics", table],
+            metadata=write_metadata(
+                outcome,
+                store.row_count(outcome.path),
+                samples=build.samples,
+                linked_samples=build.linked_samples,
+            ),
+        )
+
+
+def _gold_asset(spec: ViewSpec) -> dg.AssetsDefinition:
+    deps = [_key(s) for s in spec.sources]
+    deps += [
+        dg.AssetKey(["silver", "ehr", "consents"]),
+        _key(CROSSWALK_PATH),
+        _key(SURROGATES_PATH),
+    ]
+
+    @dg.asset(
+        key=spec.path.split("/"),
+        freshness_policy=freshness_policy(spec.path),
+        group_name="research",
+        deps=deps,
+        description=spec.description,
+        owners=["team:data-stewards"],
+        automation_condition=dg.AutomationCondition.eager(),
+        metadata={"dagster/column_schema": view_schema(spec), "audience": spec.audience},
+    )
+    def _gold(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+        store = lake.lake()
+        inputs = [table_input(store, p) for p in (*spec.sources, "silver/ehr/consents")]
+        with asset_lineage(
+            context, store, job=job_name(context.asset_key), inputs=inputs, outputs=[spec.path]
+        ) as run:
+            ctx = research_context(store, lake, spec.audience)
+            if all(store.table(s) is not None for s in spec.sources):
+                view = build_view(spec, {s: store.read(s) for s in spec.sources}, ctx)
+            else:
+                context.log.info("no VCF has been ingested yet; the view is empty")
+                view = pl.DataFrame(schema={c.name: c.dtype for c in spec.columns})
+            rules = load_policy().dataset(spec.audience, spec.name)
+            floors = rules.suppress_below if rules is not None else {}
+            for column, minimum in floors.items():
+                view = view.filter(pl.col(column) >= minimum)
+            outcome = store.replace_table(
+                spec.path,
+                view,
+                run_id=context.run.run_id,
+                writer_properties=lookup_writer_properties(),
+            )
+            run.outputs = [
+                table_output(
+                    store,
+                    spec.path,
+                    descriptions={c.name: c.description for c in spec.columns},
+                    column_lineage=spec.column_lineage(),
+                )
+            ]
+        return dg.MaterializeResult(
+            metadata=write_metadata(
+                outcome,
+                view.height,
+                consented_people=ctx.consented.len(),
+                suppressed_below=", ".join(f"{c} < {m}" for c, m in floors.items()) or "none",
+            )
+        )
+
+    return _gold
+
+
+gold_assets = [_gold_asset(spec) for spec in GENOMIC_VIEWS]
+
+genomics_file_job = dg.define_asset_job(
+    "genomics_file",
+    selection=dg.AssetSelection.assets(bronze_genomics, silver_genomics),
+    partitions_def=vcf_files,
+    description="Ingest one landed VCF: bronze, then silver linked through the manifest.",
+)
+
+
+@dg.sensor(
+    job=genomics_file_job,
+    minimum_interval_seconds=60,
+    description="Watches landing/genomics: a new VCF gets its own partition and a run; a "
+    "changed one (size or modification time) a new run of its partition.",
+)
+def genomics_landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource):
+    folder = landing.silo("genomics")
+    seen = dict(
+        line.split("\t", 1) for line in (context.cursor or "").splitlines() if "\t" in line
+    )
+    known = set(context.instance.get_dynamic_partitions(vcf_files.name))
+    current: dict[str, str] = {}
+    requests = []
+    for path in genomics.scan_paths(folder):
+        name = path.relative_to(folder).as_posix()
+        stat = path.stat()
+        stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
+        current[name] = stamp
+        if seen.get(name) != stamp:
+            requests.append(dg.RunRequest(partition_key=name, run_key=f"{name}@{stamp}"))
+    new = sorted(set(current) - known)
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[vcf_files.build_add_request(new)] if new else [],
+        cursor="\n".join(f"{name}\t{stamp}" for name, stamp in sorted(current.items())),
+    )
