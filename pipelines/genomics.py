@@ -18,8 +18,10 @@ import polars as pl
 import pyarrow as pa
 from deltalake import WriterProperties
 
+from connectors.errors import MalformedRecordError
 from connectors.result import empty_rejects
 from connectors.vcf import VCF_FILES_SCHEMA, genotypes_schema, iter_vcf_batches, variants_schema
+from connectors.vcf.reader import TRUNCATED
 from pipelines.ehr import INGEST_COLUMNS, REJECTS_SCHEMA
 from pipelines.lake import Lake, WriteOutcome
 from pipelines.landing import LandingFile, files_with_suffixes, scan_files
@@ -244,6 +246,7 @@ def ingest_vcf(
                         table = provenance(frame, landed.sha256, ingested_at).to_arrow()
                         target.put(table.cast(schema).to_batches())
                 if batch.rejects.height:
+                    _stop_at_truncation(batch.rejects)
                     rejects.append(batch.rejects)
         except BaseException as exc:
             variants.finish(exc)
@@ -274,6 +277,23 @@ def ingest_vcf(
         ledger_row,
         reject_rows.height,
     )
+
+
+def _stop_at_truncation(rejects: pl.DataFrame) -> None:
+    """A file that ends early (still being copied, or cut in transfer) is not ingested in part.
+
+    The reader sets the break aside as one reject and stops; a pipeline that kept the rows
+    before it would lose the rest of the file behind a single reject.
+
+    Raises:
+        MalformedRecordError: naming the file and the line where it breaks.
+    """
+    cut = rejects.filter(pl.col("reason") == TRUNCATED)
+    if cut.height:
+        source, locator, _ = cut.row(0)
+        raise MalformedRecordError(
+            source, locator, f"{TRUNCATED}; land the complete file again"
+        )
 
 
 def already_ingested(lake: Lake, landed: LandingFile) -> bool:

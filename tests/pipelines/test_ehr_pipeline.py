@@ -119,6 +119,10 @@ def _identifiers(lake: Lake) -> dict[str, set[str]]:
     found["person_keys"] |= set(patients.get_column("person_key").to_list())
     for table in SILVER_TABLES:
         found["ids"] |= set(lake.read(f"silver/ehr/{table}").get_column("id").to_list())
+    # The genomics silo's identifiers: biobank sample ids (and the MRNs of the manifest).
+    samples = lake.read("bronze/genomics/samples")
+    found["sample_ids"] = set(samples.get_column("sample_id").to_list())
+    found["mrn"] |= set(samples.get_column("mrn").to_list())
     return found
 
 
@@ -192,7 +196,10 @@ async def test_no_silver_identifier_appears_in_any_mcp_response(materialised_lak
         for resource in (await client.list_resources()).resources:
             for content in (await client.read_resource(resource.uri)).contents:
                 texts.append(content.text)
+        tools = {tool.name for tool in (await client.list_tools()).tools}
         for dataset in manifest.for_audience("research"):
+            if f"query_{dataset.name}" not in tools:
+                continue
             cursor = None
             while True:
                 args = {"limit": dataset.max_limit} | ({"cursor": cursor} if cursor else {})

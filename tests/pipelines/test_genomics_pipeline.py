@@ -9,6 +9,7 @@ import polars as pl
 import pysam
 import pytest
 
+from connectors.errors import MalformedRecordError
 from mcp_catalog.governance.consent import consented_people
 from mcp_catalog.policy import load_policy
 from pipelines import genomics
@@ -177,7 +178,7 @@ def test_a_file_that_breaks_mid_stream_commits_nothing(tmp_path, materialised_la
     data = gzip.compress(b"".join(header + body * 4))
     broken.write_bytes(data[: len(data) * 3 // 4])
     lake = Lake(tmp_path / "lake")
-    with pytest.raises(Exception):  # noqa: B017 - the connector's error class is its own test
+    with pytest.raises(MalformedRecordError, match="truncated") as caught:
         genomics.ingest_vcf(
             lake,
             landing_file(broken, folder),
@@ -185,6 +186,7 @@ def test_a_file_that_breaks_mid_stream_commits_nothing(tmp_path, materialised_la
             ingested_at=datetime.now(UTC),
             batch_bytes=1 << 16,
         )
+    assert caught.value.source == "broken.vcf.gz" and caught.value.locator.startswith("line:")
     for path in (genomics.VARIANTS_PATH, genomics.GENOTYPES_PATH, genomics.FILES_PATH):
         assert lake.table(path) is None, path
 

@@ -65,7 +65,20 @@ PURPOSE = {
 MIN_CELL = POLICY.datasets["research/patients"].min_cell_size
 PATIENT_COLUMNS = list(POLICY.datasets["research/patients"].columns)
 STEWARD_COLUMNS = POLICY.datasets["research/patients"].visible_columns("data_steward")
-RESEARCH = [key.split("/", 1)[1] for key in POLICY.datasets if key.startswith("research/")]
+
+
+def research_tools(role: str) -> set[str]:
+    """The research tools the policy gives ``role``: query_ where it reads rows, aggregate_
+    where it may count."""
+    tools = set()
+    for key, rules in POLICY.datasets.items():
+        audience, name = key.split("/", 1)
+        access = rules.access.get(role)
+        if audience != "research" or access is None:
+            continue
+        tools |= {f"query_{name}"} if access.rows else set()
+        tools |= {f"aggregate_{name}"} if access.aggregate else set()
+    return tools
 FREE_TEXT = sorted(
     {name for d in POLICY.datasets.values() for name, c in d.columns.items() if c == "free_text"}
 )
@@ -1120,9 +1133,7 @@ def test_free_text_is_not_part_of_any_research_tool(
 ) -> None:
     token = make_token(deployment, "text-alice")
     listed = rpc(client, deployment, token, "tools/list").json()["result"]["tools"]
-    assert {tool["name"] for tool in listed} == {
-        f"{verb}_{name}" for name in RESEARCH for verb in ("query", "aggregate")
-    }
+    assert {tool["name"] for tool in listed} == research_tools("researcher")
     surface = json.dumps(listed)
     assert FREE_TEXT and not any(column in surface for column in FREE_TEXT)
     tail = AuditTail(deployment.lake)
@@ -1508,9 +1519,7 @@ async def test_the_mcp_client_sees_one_governed_role_through_the_real_server(
             card = await mcp.read_resource("catalog://datasets/patients")
             with pytest.raises(MCPError):
                 await mcp.read_resource("file:///etc/passwd")
-    assert {tool.name for tool in listed.tools} == {
-        f"{verb}_{name}" for name in RESEARCH for verb in ("query", "aggregate")
-    }
+    assert {tool.name for tool in listed.tools} == research_tools("data_steward")
     assert not result.is_error and result.structured_content is not None
     assert [set(row) for row in result.structured_content["rows"]] == [set(STEWARD_COLUMNS)] * 3
     visible = {c["name"] for c in json.loads(card.contents[0].text)["columns"] if c["visible"]}

@@ -28,7 +28,20 @@ BIOFED = str(Path(sys.executable).with_name("biofed"))
 POLICY = load_policy()
 PATIENT_COLUMNS = list(POLICY.datasets["research/patients"].columns)
 STEWARD_COLUMNS = POLICY.datasets["research/patients"].visible_columns("data_steward")
-RESEARCH = [key.split("/", 1)[1] for key in POLICY.datasets if key.startswith("research/")]
+
+
+def research_tools(role: str) -> set[str]:
+    """The research tools the policy gives ``role``: query_ where it reads rows, aggregate_
+    where it may count."""
+    tools = set()
+    for key, rules in POLICY.datasets.items():
+        audience, name = key.split("/", 1)
+        access = rules.access.get(role)
+        if audience != "research" or access is None:
+            continue
+        tools |= {f"query_{name}"} if access.rows else set()
+        tools |= {f"aggregate_{name}"} if access.aggregate else set()
+    return tools
 CLINICAL = [key.split("/", 1)[1] for key in POLICY.datasets if key.startswith("clinical/")]
 AUDIT_TOOLS = {"audit_search", "audit_disclosures", "audit_alerts", "break_glass_reviews"}
 AUDIT_TOOLS |= {"audit_verify"}
@@ -147,9 +160,7 @@ def refusal(result: CallToolResult) -> str:
 def test_a_researcher_configured_for_stdio_sees_research_rows_audited_under_its_identity(
     sessions: Sessions,
 ) -> None:
-    assert sessions.tools["researcher"] == {
-        f"{verb}_{name}" for name in RESEARCH for verb in ("query", "aggregate")
-    }
+    assert sessions.tools["researcher"] == research_tools("researcher")
     page = structured(sessions.answers["researcher"])
     assert page["row_count"] == 5 and page["masked_columns"] == []
     assert all(set(row) == set(PATIENT_COLUMNS) for row in page["rows"])

@@ -344,7 +344,6 @@ gold_assets = [_gold_asset(spec) for spec in GENOMIC_VIEWS]
 genomics_file_job = dg.define_asset_job(
     "genomics_file",
     selection=dg.AssetSelection.assets(bronze_genomics, silver_genomics),
-    partitions_def=vcf_files,
     description="Ingest one landed VCF: bronze, then silver linked through the manifest.",
 )
 
