@@ -201,3 +201,73 @@ def test_materialize_without_a_genomics_feed_serves_empty_genomic_views(tmp_path
     lake = Lake(root)
     assert lake.read("gold/research/variant_frequencies").height == 0
     assert lake.read("gold/research/genotypes").height == 0
+
+
+async def _call(lake, role: str, purpose: str, tool: str, arguments: dict):
+    from mcp import Client
+
+    from mcp_catalog.config import load_config
+    from mcp_catalog.serve import open_service
+
+    config = load_config()
+    config = config.model_copy(
+        update={"stdio": config.stdio.model_copy(update={"role": role, "purpose": purpose})}
+    )
+    async with Client(open_service(lake, config).server_for(role)) as client:
+        tools = {tool.name for tool in (await client.list_tools()).tools}
+        result = await client.call_tool(tool, arguments) if tool in tools else None
+    return tools, result
+
+
+@pytest.mark.anyio
+async def test_a_region_query_through_mcp_returns_the_overlapping_variants(materialised_lake):
+    lake = Lake(materialised_lake.root)
+    gold = lake.read("gold/research/variant_frequencies")
+    chrom, pos = gold.select("chrom", "pos").row(gold.height // 2)
+    region = {"chrom": chrom, "start": pos - 1000, "end": pos + 1000}
+    tools, result = await _call(
+        materialised_lake.root, "researcher", "research", "query_variant_frequencies",
+        {"region": region, "limit": 100},
+    )  # fmt: skip
+    assert {"query_variant_frequencies", "aggregate_genotypes"} <= tools
+    assert "query_genotypes" not in tools
+    assert not result.is_error, result.content
+    expected = gold.filter(
+        pl.col("chrom") == chrom, pl.col("pos") <= pos + 1000, pl.col("end") >= pos - 1000
+    )
+    rows = result.structured_content["rows"]
+    assert [(r["chrom"], r["pos"], r["alt"]) for r in rows] == expected.select(
+        "chrom", "pos", "alt"
+    ).rows()
+    assert min(r["allele_count"] for r in rows) >= 11
+
+
+@pytest.mark.anyio
+async def test_only_data_stewards_read_per_person_genotypes_and_researchers_count_them(
+    materialised_lake,
+):
+    lake = Lake(materialised_lake.root)
+    gold = lake.read("gold/research/variant_frequencies")
+    chrom, pos = gold.select("chrom", "pos").row(0)
+    site = {"chrom": chrom, "start": pos, "end": pos}
+    _, rows = await _call(
+        materialised_lake.root, "data_steward", "quality_improvement", "query_genotypes",
+        {"region": site, "limit": 500},
+    )  # fmt: skip
+    assert not rows.is_error, rows.content
+    page = rows.structured_content["rows"]
+    assert page and {r["pos"] for r in page} == {pos}
+    people = {r["person_pseudonym"] for r in page}
+    _, counts = await _call(
+        materialised_lake.root, "researcher", "research", "aggregate_genotypes",
+        {"group_by": ["zygosity"], "region": site},
+    )  # fmt: skip
+    assert not counts.is_error, counts.content
+    cells = counts.structured_content["cells"]
+    assert counts.structured_content["total_people"] == len(people)
+    assert all(c["people"] is None or c["people"] >= 11 for c in cells)
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
