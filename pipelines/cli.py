@@ -198,6 +198,9 @@ Or over HTTP with OAuth bearer tokens (one per user, role and purpose):
   {biofed} token issue --lake {lake} --role researcher --purpose research \\
       --protocol BIOFED-DEMO-001
 
+Things to ask: "How common is rs7903146 (chr10:112998590) in the cohort?" (a region query of
+variant_frequencies); "How many consented people have type 2 diabetes?" (aggregate_conditions).
+
 Verify the audit log of every call:  {biofed} audit verify --lake {lake}
 Browse the asset graph and runs:  make dev
   (DAGSTER_HOME={os.environ.get("DAGSTER_HOME")} .venv/bin/dagster dev -w workspace.yaml)"""
