@@ -17,6 +17,7 @@ Rows of a chunk are ordered by sample, then by record.
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,14 @@ import polars as pl
 from connectors.vcf.chunks import RECORD
 from connectors.vcf.header import FieldDef, VcfHeader
 from connectors.vcf.schema import element_dtype, genotypes_schema
-from connectors.vcf.values import Parsed, typed_list, typed_scalar, via_distinct, without_missing
+from connectors.vcf.values import (
+    Parsed,
+    distinct_codes,
+    typed_list_via_distinct,
+    typed_scalar,
+    via_distinct,
+    without_missing,
+)
 
 GT_INVALID = "GT is not a genotype (allele indices or '.' separated by '/' or '|')"
 GT_OUT_OF_RANGE = "GT refers to an allele index the record does not have"
@@ -146,21 +154,25 @@ class GenotypeParser:
 
     def _parse_values(self, values: pl.Series, keys: dict[str, int], n_keys: int) -> Parsed:
         """Parse sample values that all follow one FORMAT layout."""
-        parts = values.str.split(":")
         parsed: Parsed = {}
-        too_many = ((parts.list.len() > n_keys) & (values != _NO_FORMAT)).fill_null(False)
+        if max(keys.values()) < n_keys:
+            part, too_many = _exact_parts(values, n_keys)
+        else:
+            # A key written twice (n_keys counts distinct keys) before another key: that
+            # key's part lies beyond the first n_keys parts.
+            part, too_many = _listed_parts(values, n_keys)
+        too_many = (too_many & (values != _NO_FORMAT)).fill_null(False)
         if too_many.any():
             parsed[_TOO_MANY] = too_many
         position = keys.get("GT")
-        gt = parts.list.get(position, null_on_oob=True) if position is not None else None
+        gt = part(position) if position is not None else None
         parsed.update(_parse_gt(gt, len(values)))
         for field in self._fields:
             position = keys.get(field.id)
             if position is None:
                 parsed[field.column] = _constant(None, _dtype(field), len(values))
                 continue
-            raw = parts.list.get(position, null_on_oob=True)
-            self._type(field, raw, parsed)
+            self._type(field, part(position), parsed)
         return parsed
 
     def _parse_mixed(
@@ -210,10 +222,12 @@ class GenotypeParser:
         return parsed
 
     def _type(self, field: FieldDef, raw: pl.Series, parsed: Parsed) -> None:
+        dtype = element_dtype(field)
         if field.number == "1":
-            values, failed = typed_scalar(raw, element_dtype(field))
+            # A cast costs less than finding the distinct values: no ``via_distinct``.
+            values, failed = typed_scalar(raw, dtype)
         else:
-            values, failed = typed_list(raw, element_dtype(field))
+            values, failed = typed_list_via_distinct(raw, dtype)
         parsed[field.column] = values
         if failed is not None:
             parsed[f"{_FAILED}{field.column}"] = failed.fill_null(False)
@@ -227,6 +241,26 @@ def _dtype(field: FieldDef) -> pl.DataType:
 def _tile(values: pl.Series, times: int) -> pl.Series:
     """The values repeated ``times`` over, end to end, without copying them."""
     return pl.concat([values] * times, rechunk=False)
+
+
+def _exact_parts(values: pl.Series, n_keys: int) -> tuple[Callable[[int], pl.Series], pl.Series]:
+    """The first ``n_keys`` ':'-separated parts of sample values (null when a value has
+    fewer), and whether a value has more than ``n_keys`` parts."""
+    # One more part than needed: it is null unless a value has too many.
+    fields = values.str.split_exact(":", n_keys).struct
+    return (
+        lambda position: fields.field(f"field_{position}"),
+        fields.field(f"field_{n_keys}").is_not_null(),
+    )
+
+
+def _listed_parts(values: pl.Series, n_keys: int) -> tuple[Callable[[int], pl.Series], pl.Series]:
+    """``_exact_parts`` for any layout, by splitting every value into a list."""
+    parts = values.str.split(":")
+    return (
+        lambda position: parts.list.get(position, null_on_oob=True),
+        parts.list.len() > n_keys,
+    )
 
 
 def _positions(layout: str) -> dict[str, int]:
@@ -243,8 +277,7 @@ def _per_record(mask: np.ndarray, n_records: int) -> np.ndarray:
 
 def _parse_gt(gt: pl.Series | None, length: int) -> Parsed:
     """Parse GT strings by parsing their few distinct values in Python."""
-    distinct = gt.unique().drop_nulls() if gt is not None else None
-    if gt is None or distinct is None or distinct.is_empty():
+    if gt is None or gt.null_count() == len(gt):
         return {
             "gt": _constant(None, pl.String(), length) if gt is None else gt,
             "alleles": _constant(None, pl.List(pl.Int32()), length),
@@ -253,6 +286,7 @@ def _parse_gt(gt: pl.Series | None, length: int) -> Parsed:
             "called": _constant(False, pl.Boolean(), length),
             _MAX_ALLELE: _constant(-1, pl.Int64(), length),
         }
+    distinct, codes = distinct_codes(gt)
     rows = [_genotype(text) for text in distinct.to_list()]
     rows.append((None, 0, False, False, False, -1))
     table = pl.DataFrame(
@@ -270,7 +304,6 @@ def _parse_gt(gt: pl.Series | None, length: int) -> Parsed:
     if not table.get_column(_GT_INVALID).any():
         table = table.drop(_GT_INVALID)
     # GT values absent from a sample (null) map to the last row: no alleles, ploidy 0.
-    codes = gt.cast(pl.Enum(distinct)).to_physical().cast(pl.UInt32()).fill_null(len(distinct))
     parsed = dict(zip(table.columns, table[codes], strict=True))
     parsed["gt"] = gt
     return parsed

@@ -21,6 +21,7 @@ Decisions about values:
 """
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,13 @@ import polars as pl
 from connectors.vcf.chunks import LINE, RECORD
 from connectors.vcf.header import FieldDef, VcfHeader
 from connectors.vcf.schema import element_dtype, is_flag, variants_schema
-from connectors.vcf.values import Parsed, typed_list, typed_scalar, via_distinct, without_missing
+from connectors.vcf.values import (
+    Parsed,
+    typed_list_via_distinct,
+    typed_scalar,
+    via_distinct,
+    without_missing,
+)
 
 _BASES = "ACGTNacgtn"
 _REF_LETTERS = _BASES + "RYKMSWBDHVrykmswbdhv"
@@ -51,6 +58,11 @@ QUAL_INVALID = "QUAL is not a number or '.'"
 _EXTRA = "_undeclared_items"
 _FAILED = "_failed:"
 _MAX_UNDECLARED_WARNINGS = 50
+# INFO layouts are looked for in a sample of this many records; at most this many of the
+# most common are read by position, each of them if it is at least 1/(4 * _MAX_LAYOUTS) of
+# the sample.
+_LAYOUT_SAMPLE = 512
+_MAX_LAYOUTS = 4
 
 
 def info_type_reason(field: FieldDef) -> str:
@@ -78,8 +90,9 @@ class Records:
     """The records of one chunk, typed, one row per record.
 
     Attributes:
-        frame: ``RECORD``, ``LINE``, the fixed columns typed (``alt`` still as written),
-            ``n_alt``, and one column per INFO field (Number=A and Number=R as whole lists).
+        frame: ``RECORD``, ``LINE``, the fixed columns typed (``alt`` and ``filter`` still as
+            written), ``n_alt``, and one column per INFO field (Number=A and Number=R as whole
+            lists).
         failures: ``(mask, reason)`` in check order; a mask marks the records (rows of
             ``frame``) that fail the check.
         warnings: fixed sentences about the chunk.
@@ -97,6 +110,8 @@ class RecordParser:
         self._header = header
         self._source_file = source_file
         self._fields = header.info
+        self._flags = {field.id for field in self._fields if is_flag(field)}
+        self._valued = {field.id for field in self._fields if not is_flag(field)}
         self._schema = variants_schema(header)
         end = header.info_field("END")
         self._end_column = (
@@ -122,7 +137,7 @@ class RecordParser:
             .cast(pl.Int32())
             .alias("n_alt"),
             qual.cast(pl.Float64(), strict=False),
-            pl.when(pl.col("filter") != ".").then(pl.col("filter").str.split(";")).alias("filters"),
+            "filter",
             pl.col("chrom").is_null().alias("_chrom_empty"),
             pl.col("ref").str.contains(_REF_PATTERN).not_().fill_null(True).alias("_bad_ref"),
             alt.str.contains(_ALT_PATTERN).not_().fill_null(True).alias("_bad_alt"),
@@ -212,6 +227,8 @@ class RecordParser:
             end = pl.when(declared_end >= pl.col("pos")).then(declared_end).otherwise(ref_end)
         frame = frame.with_columns(
             *per_allele,
+            # Split here, after the gather: gathering lists of strings costs more.
+            pl.when(pl.col("filter") != ".").then(pl.col("filter").str.split(";")).alias("filters"),
             end.alias("end"),
             (pl.col("n_alt") + 1).cast(pl.Int32()).alias("n_alleles"),
         )
@@ -257,15 +274,140 @@ class RecordParser:
 
     def _parse_info(self, info: pl.Series) -> Parsed:
         """INFO strings to typed values, elementwise (see ``via_distinct``)."""
-        padded = without_missing(info).to_frame("info").select(
+        found, extra = self._info_items(without_missing(info))
+        parsed: Parsed = {}
+        for field in self._fields:
+            raw = found[field.column]
+            if is_flag(field):
+                parsed[field.column] = raw
+                continue
+            if field.number == "1":
+                values, failed = typed_scalar(raw, element_dtype(field))
+            else:
+                values, failed = typed_list_via_distinct(raw, element_dtype(field))
+            parsed[field.column] = values
+            if failed is not None:
+                parsed[f"{_FAILED}{field.column}"] = failed.fill_null(False)
+        if extra.any():
+            parsed[_EXTRA] = extra
+        return parsed
+
+    def _info_items(self, info: pl.Series) -> tuple[Parsed, pl.Series]:
+        """The value as written (a String, or a Boolean for a flag) of every INFO field,
+        and whether a record holds items of undeclared keys (or odd items), elementwise.
+
+        Records whose INFO follows one of the common layouts of the chunk (the same keys in
+        the same order, as most files write them) take their values by position; the others
+        are searched key by key.
+        """
+        layouts = self._layouts(info)
+        if not layouts:
+            return self._search_items(info)
+        width = max(len(layout) for layout in layouts)
+        parts = info.str.split(";")
+        items = pl.DataFrame(
+            [
+                parts.list.get(index, null_on_oob=True).alias(str(index))
+                for index in range(width + 1)
+            ]
+        )
+        # Each distinct check of an item once, then each layout's match from them.
+        checks = sorted(
+            {
+                (index, key, valued)
+                for layout in layouts
+                for index, (key, valued) in enumerate(layout)
+            }
+        )
+        checked = items.select(
+            (
+                pl.col(str(index)).str.starts_with(f"{key}=")
+                if valued
+                else pl.col(str(index)) == key
+            ).alias(f"{index}:{valued}:{key}")
+            for index, key, valued in checks
+        )
+        by_layout = []
+        for layout in layouts:
+            match = items.get_column(str(len(layout))).is_null()
+            for index, (key, valued) in enumerate(layout):
+                match = match & checked.get_column(f"{index}:{valued}:{key}")
+            by_layout.append(match.fill_null(False))
+        found: Parsed = {}
+        for field in self._fields:
+            # the position of the field in each layout holding it -> the matches of those
+            where: dict[int, pl.Series] = {}
+            for layout, match in zip(layouts, by_layout, strict=True):
+                for index, (key, _valued) in enumerate(layout):
+                    if key == field.id:
+                        where[index] = where[index] | match if index in where else match
+            if is_flag(field):
+                present = pl.repeat(False, info.len(), dtype=pl.Boolean(), eager=True)
+                for match in where.values():
+                    present = present | match
+                found[field.column] = present
+            elif not where:
+                found[field.column] = pl.repeat(None, info.len(), dtype=pl.String(), eager=True)
+            elif len(where) == 1 and all(field.id in dict(layout) for layout in layouts):
+                # Rows of no layout are searched and overwritten below.
+                (index,) = where
+                found[field.column] = items.get_column(str(index)).str.slice(len(field.id) + 1)
+            else:
+                value = pl.lit(None, dtype=pl.String())
+                for index, match in where.items():
+                    value = (
+                        pl.when(pl.lit(match))
+                        .then(pl.col(str(index)).str.slice(len(field.id) + 1))
+                        .otherwise(value)
+                    )
+                found[field.column] = items.select(value).to_series()
+        any_match = by_layout[0]
+        for match in by_layout[1:]:
+            any_match = any_match | match
+        searched = (~any_match & info.is_not_null()).to_numpy()
+        extra = pl.repeat(False, info.len(), dtype=pl.Boolean(), eager=True)
+        if not searched.any():
+            return found, extra
+        rows = np.flatnonzero(searched)
+        if len(rows) * 2 > len(info):
+            return self._search_items(info)
+        indices = pl.Series(rows, dtype=pl.UInt32())
+        some, some_extra = self._search_items(info.gather(indices))
+        for column, values in some.items():
+            found[column] = found[column].scatter(indices, values)
+        return found, extra.scatter(indices, some_extra)
+
+    def _layouts(self, info: pl.Series) -> list[tuple[tuple[str, bool], ...]]:
+        """The common INFO layouts in a sample of the records: the keys in order, each with
+        whether it is written with a value; only layouts of distinct declared keys, where
+        every field that is not a flag has a value."""
+        sample = info.gather_every(max(1, len(info) // _LAYOUT_SAMPLE)).drop_nulls()
+        counts = Counter(
+            tuple((item.partition("=")[0], "=" in item) for item in text.split(";"))
+            for text in sample.to_list()
+        )
+        layouts = []
+        for layout, count in counts.most_common(_MAX_LAYOUTS):
+            if count * _MAX_LAYOUTS * 4 < len(sample):
+                break
+            keys = [key for key, _valued in layout]
+            if len(set(keys)) == len(keys) and all(
+                key in self._flags or (key in self._valued and valued) for key, valued in layout
+            ):
+                layouts.append(layout)
+        return layouts
+
+    def _search_items(self, info: pl.Series) -> tuple[Parsed, pl.Series]:
+        """``_info_items`` by searching every record for every key."""
+        padded = info.to_frame("info").select(
             pl.concat_str(pl.lit(";"), pl.col("info"), pl.lit(";")).alias("padded"),
             (pl.col("info").str.count_matches(";", literal=True) + 1).alias("items"),
         )
         text = pl.col("padded")
-        found = padded.select(
+        frame = padded.select(
             *(
                 (
-                    text.str.contains(f";{re.escape(field.id)}[;=]")
+                    text.str.contains(f";{re.escape(field.id)}[;=]").fill_null(False)
                     if is_flag(field)
                     else text.str.splitn(f";{field.id}=", 2)
                     .struct.field("field_1")
@@ -275,27 +417,14 @@ class RecordParser:
                 for field in self._fields
             )
         )
-        parsed: Parsed = {}
-        present = []
-        for field in self._fields:
-            raw = found.get_column(field.column)
-            if is_flag(field):
-                parsed[field.column] = raw.fill_null(False)
-                present.append(raw.fill_null(False).cast(pl.Int32()))
-                continue
-            present.append(raw.is_not_null().cast(pl.Int32()))
-            if field.number == "1":
-                values, failed = typed_scalar(raw, element_dtype(field))
-            else:
-                values, failed = typed_list(raw, element_dtype(field))
-            parsed[field.column] = values
-            if failed is not None:
-                parsed[f"{_FAILED}{field.column}"] = failed.fill_null(False)
+        found = {field.column: frame.get_column(field.column) for field in self._fields}
+        present = [
+            (values if is_flag(field) else values.is_not_null()).cast(pl.Int32())
+            for field in self._fields
+            for values in [found[field.column]]
+        ]
         declared = pl.DataFrame(present).select(pl.sum_horizontal(pl.all())).to_series()
-        extra = (padded.get_column("items") > declared).fill_null(False)
-        if extra.any():
-            parsed[_EXTRA] = extra
-        return parsed
+        return found, (padded.get_column("items") > declared).fill_null(False)
 
     def _undeclared(
         self, info: pl.Series, extra: pl.Series | None, warnings: list[str]

@@ -88,8 +88,9 @@ def typed_scalar(raw: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, pl.Seri
     if dtype == pl.String():
         return percent_decode(without_missing(raw)), None
     typed = raw.cast(dtype, strict=False)
-    expected_nulls = raw.null_count() + int(raw.is_in(MISSING_VALUES).sum())
-    if typed.null_count() == expected_nulls:
+    nulls, raw_nulls = typed.null_count(), raw.null_count()
+    # Without a null more than the raw values there is no missing value to count.
+    if nulls == raw_nulls or nulls == raw_nulls + int(raw.is_in(MISSING_VALUES).sum()):
         return typed, None
     failed = typed.is_null() & raw.is_not_null() & ~raw.is_in(MISSING_VALUES)
     return typed, failed
@@ -121,9 +122,13 @@ def typed_list(raw: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, pl.Series
             typed = typed.list.eval(percent_decoded(pl.element()))
         return typed, None
     typed = parts.cast(pl.List(dtype), strict=False)
-    flat_raw = parts.list.explode()
-    expected_nulls = flat_raw.null_count() + int(flat_raw.is_in(MISSING_VALUES).sum())
-    if typed.list.explode().null_count() == expected_nulls:
+    # Null elements of the typed lists (null lists aside) are either missing values or
+    # failures; most columns have none, and then there is nothing more to check.
+    null_elements = int(typed.list.count_matches(None).sum())
+    if null_elements == 0:
+        return typed, None
+    flat_raw = parts.list.explode(keep_nulls=False, empty_as_null=False)
+    if null_elements == int(flat_raw.is_in(MISSING_VALUES).sum()):
         return typed, None
     failed = parts.list.eval(
         (
@@ -131,6 +136,30 @@ def typed_list(raw: pl.Series, dtype: pl.DataType) -> tuple[pl.Series, pl.Series
         ).any()
     ).list.first()
     return typed, failed.fill_null(False)
+
+
+def typed_list_via_distinct(
+    raw: pl.Series, dtype: pl.DataType
+) -> tuple[pl.Series, pl.Series | None]:
+    """``typed_list`` run on the distinct values of ``raw`` when that is cheaper.
+
+    Splitting and casting lists costs more than finding the distinct values, which list
+    columns (allele depths, frequencies) usually have few of.
+
+    Args:
+        raw: string values (nulls allowed).
+        dtype: the element dtype, Int64, Float64 or String.
+
+    Returns:
+        As ``typed_list``.
+    """
+
+    def parse(values: pl.Series) -> Parsed:
+        typed, failed = typed_list(values, dtype)
+        return {"typed": typed} if failed is None else {"typed": typed, "failed": failed}
+
+    parsed = via_distinct(raw, parse)
+    return parsed["typed"], parsed.get("failed")
 
 
 def via_distinct(raw: pl.Series, parse: Callable[[pl.Series], Parsed]) -> Parsed:
@@ -150,11 +179,41 @@ def via_distinct(raw: pl.Series, parse: Callable[[pl.Series], Parsed]) -> Parsed
     sample = raw.gather_every(max(1, rows // _DISTINCT_SAMPLE))
     if sample.n_unique() > len(sample) * _DISTINCT_SHARE:
         return parse(raw)
-    distinct = raw.unique().drop_nulls()
+    distinct, codes = distinct_codes(raw, sample)
     if len(distinct) > rows * _DISTINCT_SHARE:
         return parse(raw)
-    # Nulls map to one extra null value after the distinct ones, so that the gather needs
-    # no null indices and parse decides what a null becomes.
-    codes = raw.cast(pl.Enum(distinct)).to_physical().cast(pl.UInt32()).fill_null(len(distinct))
     table = pl.DataFrame(parse(distinct.extend_constant(None, 1)))
     return dict(zip(table.columns, table[codes], strict=True))
+
+
+def distinct_codes(raw: pl.Series, sample: pl.Series | None = None) -> tuple[pl.Series, pl.Series]:
+    """The distinct values of strings, and the position of each value among them.
+
+    Args:
+        raw: string values (nulls allowed).
+        sample: some of the values, where most distinct values are expected to show (by
+            default, one value in ``len(raw) / 4096``).
+
+    Returns:
+        The distinct non-null values (in no particular order), and for every value of
+        ``raw`` the index of its distinct value (UInt32); a null gets ``len(distinct)``.
+    """
+    if sample is None:
+        sample = raw.gather_every(max(1, len(raw) // _DISTINCT_SAMPLE))
+    # The values of a sample are looked up in one pass; only the values missing from the
+    # sample are gathered and looked up a second time.
+    distinct = sample.drop_nulls().unique()
+    if distinct.is_empty():
+        distinct = raw.drop_nulls().unique()
+    codes = raw.cast(pl.Enum(distinct), strict=False).to_physical().cast(pl.UInt32())
+    unknown = codes.is_null() & raw.is_not_null()
+    if unknown.any():
+        rows = unknown.arg_true()
+        rest = raw.gather(rows)
+        others = rest.unique()
+        rest_codes = rest.cast(pl.Enum(others)).to_physical().cast(pl.UInt32()) + len(distinct)
+        codes = codes.scatter(rows, rest_codes)
+        distinct = pl.concat([distinct, others])
+    # Nulls map to one extra null value after the distinct ones, so that a gather needs no
+    # null indices and the parse decides what a null becomes.
+    return distinct, codes.fill_null(len(distinct))
