@@ -51,6 +51,11 @@ BULK_WRITER = WriterProperties(compression="SNAPPY")
 delta-rs's default row groups and the fastest codec (zstd with 64k-row groups measured
 about three times slower to write 3M genotypes here)."""
 
+BULK_FILE_BYTES = 32 * 1024 * 1024
+"""Data file size at which delta-rs starts a new file. delta-rs builds each file in memory,
+one per open chromosome partition: with its default, peak memory tripled from a 1M- to a
+4M-record VCF (1.1 to 3.2 GB); with 32 MiB it stays about 1.1 GB."""
+
 FILE_LEDGER_COLUMNS: dict[str, pl.DataType] = {
     **VCF_FILES_SCHEMA,
     "source_sha256": pl.String(),
@@ -125,11 +130,20 @@ class _StreamWriter:
 
     delta-rs pulls the batches while it writes, so parsing the next batch (in the caller's
     thread) overlaps writing this one, and memory holds at most a few batches.
+
+    delta-rs pulls from the iterator on a thread of its shared async runtime. An iterator
+    that blocked until the next batch arrived could hold every runtime thread while another
+    table's writer, whose queue the parser is waiting to fill, needs one to flush a file: a
+    deadlock, seen here on a 4M-record file. So the iterator never blocks for long: while it
+    waits it hands delta-rs an empty batch, which gives the runtime its thread back.
     """
 
-    def __init__(self, write: Callable[[Iterator[pa.RecordBatch]], WriteOutcome]) -> None:
+    def __init__(
+        self, write: Callable[[Iterator[pa.RecordBatch]], WriteOutcome], schema: pa.Schema
+    ) -> None:
         self._queue: queue.Queue = queue.Queue(maxsize=2)
         self._write = write
+        self._idle = [pa.RecordBatch.from_pylist([], schema=schema)]
         self.outcome: WriteOutcome | None = None
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -137,7 +151,11 @@ class _StreamWriter:
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=0.02)
+            except queue.Empty:
+                yield from self._idle
+                continue
             if isinstance(item, _Stop):
                 if item.error is not None:
                     raise RuntimeError("the read stopped; nothing of this file was committed")
@@ -231,7 +249,9 @@ def ingest_vcf(
                     run_id=run_id,
                     partition_by=PARTITION_COLUMNS,
                     writer_properties=properties,
-                )
+                    target_file_size=BULK_FILE_BYTES,
+                ),
+                schema,
             )
 
         variants = writer(VARIANTS_PATH, variant_schema)

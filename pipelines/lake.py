@@ -310,6 +310,7 @@ class Lake:
         partition_by: Sequence[str] = (),
         writer_properties: WriterProperties | None = None,
         source_column: str = "source_file",
+        target_file_size: int | None = None,
     ) -> WriteOutcome:
         """Replace every row of one source file by a stream of batches, in one commit.
 
@@ -328,6 +329,8 @@ class Lake:
             partition_by: partition columns, used when the table is created.
             writer_properties: Parquet settings (row-group size, codec).
             source_column: the column naming the source file.
+            target_file_size: bytes after which delta-rs starts a new data file. delta-rs
+                builds each file in memory, one per open partition, so this bounds memory.
 
         Returns:
             The outcome, with the rows written and the rows of ``source`` replaced.
@@ -342,6 +345,7 @@ class Lake:
                 mode="append",
                 partition_by=list(partition_by) or None,
                 writer_properties=writer_properties,
+                target_file_size=target_file_size,
                 storage_options=self.storage_options or None,
                 commit_properties=self._commit(run_id, "create"),
             )
@@ -360,6 +364,7 @@ class Lake:
             predicate=f"{_quote(source_column)} = {_sql_literal(source)}",
             schema_mode="merge",
             writer_properties=writer_properties,
+            target_file_size=target_file_size,
             storage_options=self.storage_options or None,
             commit_properties=self._commit(run_id, "replace_sources"),
         )
