@@ -540,6 +540,7 @@ def build_silver(
         run_id=run_id,
         partition_by=PARTITION_COLUMNS,
         writer_properties=properties,
+        target_file_size=BULK_FILE_BYTES,
     )
     genotypes = lake.stream_source(
         SILVER_GENOTYPES_PATH,
@@ -556,6 +557,7 @@ def build_silver(
         run_id=run_id,
         partition_by=PARTITION_COLUMNS,
         writer_properties=properties,
+        target_file_size=BULK_FILE_BYTES,
     )
     lake.merge(
         SILVER_FILES_PATH,
