@@ -2,10 +2,12 @@
 check per table that has a suite, recorded in the lake and in the lineage."""
 
 import dagster as dg
+import polars as pl
 
 from pipelines.lineage import quality_event
 from pipelines.quality_record import record_result
 from pipelines.resources import LakeResource
+from quality.rejects import REJECT_THRESHOLDS, reject_ratio
 from quality.suites import references_for
 from quality.validation import DataDocs, validate_table
 
@@ -88,3 +90,33 @@ def domain_of(table: str) -> str:
     if "/genomics/" in table or table in GENOMIC_GOLD:
         return "genomics"
     return "ehr"
+
+
+def reject_ratio_result(ledger_path: str, ledger: pl.DataFrame, what: str) -> dg.AssetCheckResult:
+    """The reject-ratio gate of a feed: passes below the fail ratio, warns above the warn one.
+
+    Args:
+        ledger_path: the feed's file ledger, which keys its threshold in quality/rejects.py.
+        ledger: rows with ``source_file``, ``records`` (read) and ``rejects``.
+        what: what a record is, for the description ("FHIR records", "VCF records").
+    """
+    threshold = REJECT_THRESHOLDS[ledger_path]
+    result = reject_ratio(ledger, threshold)
+    return dg.AssetCheckResult(
+        passed=result.status != "fail",
+        severity=dg.AssetCheckSeverity.ERROR
+        if result.status == "fail"
+        else dg.AssetCheckSeverity.WARN,
+        description=f"{result.rejects} of {result.records + result.rejects} {what} quarantined "
+        f"({result.ratio:.2%}); warn above {threshold.warn_ratio:.2%}, fail above "
+        f"{threshold.fail_ratio:.2%}",
+        metadata={
+            "records": result.records,
+            "rejects": result.rejects,
+            "ratio": result.ratio,
+            "status": result.status,
+            "worst_files": dg.MetadataValue.json(
+                [{"source_file": f, "records": n, "rejects": r} for f, n, r in result.worst_files]
+            ),
+        },
+    )

@@ -29,3 +29,19 @@ def materialised_lake(tmp_path_factory) -> Iterator[MaterialisedLake]:
         result = materialize(str(lake), str(landing), instance=instance)
         assert result.success, "the first full materialisation failed"
         yield MaterialisedLake(lake, landing, result, instance)
+
+
+def research_tools(role: str) -> set[str]:
+    """The research tools the shipped policy gives ``role``: query_ where it reads rows,
+    aggregate_ where it may count."""
+    from mcp_catalog.policy import load_policy
+
+    tools = set()
+    for key, rules in load_policy().datasets.items():
+        audience, name = key.split("/", 1)
+        access = rules.access.get(role)
+        if audience != "research" or access is None:
+            continue
+        tools |= {f"query_{name}"} if access.rows else set()
+        tools |= {f"aggregate_{name}"} if access.aggregate else set()
+    return tools

@@ -50,6 +50,7 @@ from mcp_catalog.governance.deid import date_shifts, keyed_hash, restricted_zip3
 from mcp_catalog.governance.keys import load_keys
 from mcp_catalog.policy import load_policy
 from pipelines.cli import main as biofed_main
+from tests.pipelines.conftest import research_tools
 
 REPO = Path(__file__).resolve().parents[2]
 BIOFED = str(Path(sys.executable).with_name("biofed"))
@@ -66,19 +67,6 @@ MIN_CELL = POLICY.datasets["research/patients"].min_cell_size
 PATIENT_COLUMNS = list(POLICY.datasets["research/patients"].columns)
 STEWARD_COLUMNS = POLICY.datasets["research/patients"].visible_columns("data_steward")
 
-
-def research_tools(role: str) -> set[str]:
-    """The research tools the policy gives ``role``: query_ where it reads rows, aggregate_
-    where it may count."""
-    tools = set()
-    for key, rules in POLICY.datasets.items():
-        audience, name = key.split("/", 1)
-        access = rules.access.get(role)
-        if audience != "research" or access is None:
-            continue
-        tools |= {f"query_{name}"} if access.rows else set()
-        tools |= {f"aggregate_{name}"} if access.aggregate else set()
-    return tools
 FREE_TEXT = sorted(
     {name for d in POLICY.datasets.values() for name, c in d.columns.items() if c == "free_text"}
 )

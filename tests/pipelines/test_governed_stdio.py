@@ -22,6 +22,7 @@ from mcp.types import CallToolResult
 
 from mcp_catalog.policy import load_policy
 from pipelines.cli import main as biofed_main
+from tests.pipelines.conftest import research_tools
 
 REPO = Path(__file__).resolve().parents[2]
 BIOFED = str(Path(sys.executable).with_name("biofed"))
@@ -29,19 +30,6 @@ POLICY = load_policy()
 PATIENT_COLUMNS = list(POLICY.datasets["research/patients"].columns)
 STEWARD_COLUMNS = POLICY.datasets["research/patients"].visible_columns("data_steward")
 
-
-def research_tools(role: str) -> set[str]:
-    """The research tools the policy gives ``role``: query_ where it reads rows, aggregate_
-    where it may count."""
-    tools = set()
-    for key, rules in POLICY.datasets.items():
-        audience, name = key.split("/", 1)
-        access = rules.access.get(role)
-        if audience != "research" or access is None:
-            continue
-        tools |= {f"query_{name}"} if access.rows else set()
-        tools |= {f"aggregate_{name}"} if access.aggregate else set()
-    return tools
 CLINICAL = [key.split("/", 1)[1] for key in POLICY.datasets if key.startswith("clinical/")]
 AUDIT_TOOLS = {"audit_search", "audit_disclosures", "audit_alerts", "break_glass_reviews"}
 AUDIT_TOOLS |= {"audit_verify"}
