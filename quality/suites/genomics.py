@@ -21,6 +21,7 @@ from functools import partial
 
 import polars as pl
 
+from connectors.vcf.schema import GENOTYPE_COLUMNS, VARIANT_COLUMNS, VCF_FILES_SCHEMA
 from quality.results import Severity
 from quality.suites._checks import (
     SHA256_HEX,
@@ -48,25 +49,7 @@ GOLD_PATIENTS = f"gold/{AUDIENCE}/patients"
 _UTC = pl.Datetime("us", "UTC")
 _INGEST_DTYPES: dict[str, pl.DataType] = {"source_sha256": pl.String(), "ingested_at": _UTC}
 
-VCF_FILES_DTYPES: dict[str, pl.DataType] = {
-    "source_file": pl.String(),
-    "sha256": pl.String(),
-    "size_bytes": pl.Int64(),
-    "compression": pl.String(),
-    "index": pl.String(),
-    "fileformat": pl.String(),
-    "reference": pl.String(),
-    "contigs": pl.List(pl.Struct({"id": pl.String(), "length": pl.Int64()})),
-    "samples": pl.List(pl.String()),
-    "info_fields": pl.List(pl.String()),
-    "format_fields": pl.List(pl.String()),
-    "header_text": pl.String(),
-    "records": pl.Int64(),
-    "variants": pl.Int64(),
-    "genotypes": pl.Int64(),
-    "rejected": pl.Int64(),
-    "warnings": pl.List(pl.String()),
-}
+VCF_FILES_DTYPES: dict[str, pl.DataType] = dict(VCF_FILES_SCHEMA)
 """``connectors.vcf.VCF_FILES_SCHEMA``."""
 VCF_LEDGER_DTYPES: dict[str, pl.DataType] = {
     "source_sha256": pl.String(),
@@ -76,38 +59,9 @@ VCF_LEDGER_DTYPES: dict[str, pl.DataType] = {
 """What the pipeline adds to each file's row in ``bronze/genomics/vcf_files``
 (``pipelines.genomics.FILE_LEDGER_COLUMNS``): the landed file's hash, when it was written
 (freshness is measured from it) and when it was ingested."""
-VARIANT_DTYPES: dict[str, pl.DataType] = {
-    "source_file": pl.String(),
-    "record_index": pl.Int64(),
-    "line": pl.Int64(),
-    "chrom": pl.String(),
-    "pos": pl.Int64(),
-    "end": pl.Int64(),
-    "id": pl.String(),
-    "ref": pl.String(),
-    "alt": pl.String(),
-    "allele_index": pl.Int32(),
-    "n_alleles": pl.Int32(),
-    "multiallelic": pl.Boolean(),
-    "qual": pl.Float64(),
-    "filters": pl.List(pl.String()),
-    "info_undeclared": pl.String(),
-}
+VARIANT_DTYPES: dict[str, pl.DataType] = {c.name: c.dtype for c in VARIANT_COLUMNS}
 """The fixed columns of ``connectors.vcf.variants_schema`` (``info_<KEY>`` columns follow)."""
-GENOTYPE_DTYPES: dict[str, pl.DataType] = {
-    "source_file": pl.String(),
-    "record_index": pl.Int64(),
-    "chrom": pl.String(),
-    "pos": pl.Int64(),
-    "sample_index": pl.Int32(),
-    "sample_id": pl.String(),
-    "gt": pl.String(),
-    "alleles": pl.List(pl.Int32()),
-    "ploidy": pl.Int32(),
-    "phased": pl.Boolean(),
-    "called": pl.Boolean(),
-    "n_alleles": pl.Int32(),
-}
+GENOTYPE_DTYPES: dict[str, pl.DataType] = {c.name: c.dtype for c in GENOTYPE_COLUMNS}
 """The fixed columns of ``connectors.vcf.genotypes_schema`` (``fmt_<KEY>`` columns follow)."""
 SAMPLES_DTYPES: dict[str, pl.DataType] = {
     "sample_id": pl.String(),
