@@ -13,19 +13,17 @@ from mcp_catalog.governance.deid import (
 )
 from mcp_catalog.governance.views import (
     RESEARCH_VIEWS,
-    ViewSpec,
-    build_view,
     surrogate_identifiers,
 )
 from mcp_catalog.policy import load_policy
 from pipelines import ehr
 from pipelines.lineage import asset_lineage, job_name, table_input, table_output
-from pipelines.metadata import column_schema, freshness_policy, view_schema, write_metadata
+from pipelines.metadata import column_schema, freshness_policy, write_metadata
 from pipelines.research import (
     CROSSWALK_PATH,
     SURROGATES_PATH,
     pseudonyms_for,
-    research_context,
+    research_view_asset,
 )
 from pipelines.resources import LakeResource, LandingResource
 from quality.lineage import LineageDataset
@@ -285,51 +283,8 @@ def surrogates(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Mate
     )
 
 
-def _gold_asset(spec: ViewSpec) -> dg.AssetsDefinition:
-    deps = [dg.AssetKey(s.split("/")) for s in spec.sources]
-    deps += [
-        dg.AssetKey(["silver", "ehr", "consents"]),
-        dg.AssetKey(["restricted", "person_crosswalk"]),
-        dg.AssetKey(SURROGATES_PATH.split("/")),
-    ]
-
-    @dg.asset(
-        key=spec.path.split("/"),
-        freshness_policy=freshness_policy(spec.path),
-        group_name="research",
-        deps=deps,
-        description=spec.description,
-        owners=["team:data-stewards"],
-        metadata={"dagster/column_schema": view_schema(spec), "audience": spec.audience},
-    )
-    def _gold(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-        store = lake.lake()
-        inputs = [
-            table_input(store, p) for p in (*spec.sources, silver_path("consents"), CROSSWALK_PATH)
-        ]
-        with asset_lineage(
-            context, store, job=job_name(context.asset_key), inputs=inputs, outputs=[spec.path]
-        ) as run:
-            ctx = research_context(store, lake, spec.audience)
-            view = build_view(spec, {s: store.read(s) for s in spec.sources}, ctx)
-            outcome = store.merge(spec.path, view, list(spec.key), run_id=context.run.run_id)
-            run.outputs = [
-                table_output(
-                    store,
-                    spec.path,
-                    descriptions={c.name: c.description for c in spec.columns},
-                    column_lineage=spec.column_lineage(),
-                )
-            ]
-        return dg.MaterializeResult(
-            metadata=write_metadata(outcome, view.height, consented_people=ctx.consented.len())
-        )
-
-    return _gold
-
-
 silver_assets = [_silver_asset(t) for t in ehr.SILVER_TABLES]
-gold_assets = [_gold_asset(spec) for spec in RESEARCH_VIEWS]
+gold_assets = [research_view_asset(spec) for spec in RESEARCH_VIEWS]
 
 
 @dg.asset(

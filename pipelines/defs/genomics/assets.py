@@ -8,14 +8,11 @@ import polars as pl
 
 from connectors.errors import ConnectorError
 from mcp_catalog.governance.genomics import GENOMIC_VIEWS
-from mcp_catalog.governance.views import ViewSpec, build_view
-from mcp_catalog.policy import load_policy
 from pipelines import genomics
-from pipelines.lake import lookup_writer_properties
 from pipelines.landing import landing_file
 from pipelines.lineage import asset_lineage, job_name, table_input, table_output
-from pipelines.metadata import freshness_policy, view_schema, write_metadata
-from pipelines.research import CROSSWALK_PATH, SURROGATES_PATH, research_context
+from pipelines.metadata import freshness_policy, write_metadata
+from pipelines.research import CROSSWALK_PATH, research_view_asset
 from pipelines.resources import LakeResource, LandingResource
 from quality.lineage import LineageDataset
 
@@ -279,67 +276,12 @@ def silver_genomics(context: dg.AssetExecutionContext, lake: LakeResource):
         )
 
 
-def _gold_asset(spec: ViewSpec) -> dg.AssetsDefinition:
-    deps = [_key(s) for s in spec.sources]
-    deps += [
-        dg.AssetKey(["silver", "ehr", "consents"]),
-        _key(CROSSWALK_PATH),
-        _key(SURROGATES_PATH),
-    ]
-
-    @dg.asset(
-        key=spec.path.split("/"),
-        freshness_policy=freshness_policy(spec.path),
-        group_name="research",
-        deps=deps,
-        description=spec.description,
-        owners=["team:data-stewards"],
-        automation_condition=dg.AutomationCondition.eager(),
-        metadata={"dagster/column_schema": view_schema(spec), "audience": spec.audience},
+gold_assets = [
+    research_view_asset(
+        spec, empty_without_sources=True, automation_condition=dg.AutomationCondition.eager()
     )
-    def _gold(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
-        store = lake.lake()
-        inputs = [table_input(store, p) for p in (*spec.sources, "silver/ehr/consents")]
-        with asset_lineage(
-            context, store, job=job_name(context.asset_key), inputs=inputs, outputs=[spec.path]
-        ) as run:
-            ctx = research_context(store, lake, spec.audience)
-            if all(store.table(s) is not None for s in spec.sources):
-                view = build_view(spec, {s: store.read(s) for s in spec.sources}, ctx)
-            else:
-                context.log.info("no VCF has been ingested yet; the view is empty")
-                view = pl.DataFrame(schema={c.name: c.dtype for c in spec.columns})
-            rules = load_policy().dataset(spec.audience, spec.name)
-            floors = rules.suppress_below if rules is not None else {}
-            for column, minimum in floors.items():
-                view = view.filter(pl.col(column) >= minimum)
-            outcome = store.replace_table(
-                spec.path,
-                view,
-                run_id=context.run.run_id,
-                writer_properties=lookup_writer_properties(),
-            )
-            run.outputs = [
-                table_output(
-                    store,
-                    spec.path,
-                    descriptions={c.name: c.description for c in spec.columns},
-                    column_lineage=spec.column_lineage(),
-                )
-            ]
-        return dg.MaterializeResult(
-            metadata=write_metadata(
-                outcome,
-                view.height,
-                consented_people=ctx.consented.len(),
-                suppressed_below=", ".join(f"{c} < {m}" for c, m in floors.items()) or "none",
-            )
-        )
-
-    return _gold
-
-
-gold_assets = [_gold_asset(spec) for spec in GENOMIC_VIEWS]
+    for spec in GENOMIC_VIEWS
+]
 
 genomics_file_job = dg.define_asset_job(
     "genomics_file",
