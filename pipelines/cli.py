@@ -31,7 +31,7 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 @dataclass
-class MaterializeResult:
+class MaterializeRuns:
     """The runs one materialisation took: unpartitioned assets upstream of the partitioned
     ones, one run per partition (each landed VCF), then everything downstream."""
 
@@ -60,7 +60,7 @@ class MaterializeResult:
 
 def materialize(
     lake: str, landing: str, selection: str | None = None, *, instance=None, log_level: str = "INFO"
-) -> MaterializeResult:
+) -> MaterializeRuns:
     """Materialise every asset (or a selection) in process.
 
     Partitioned assets (one partition per landed VCF) cannot share a run with the others, so
@@ -112,7 +112,7 @@ def materialize(
     plan: list[tuple[set, str | None]] = [(first, None)]
     plan += [(partitioned, name) for name in (landed if partitioned else [])]
     plan.append((last, None))
-    result = MaterializeResult()
+    result = MaterializeRuns()
     for keys, partition in plan:
         if not keys:
             continue
