@@ -34,3 +34,12 @@ class MalformedRecordError(ConnectorError):
             f"{source} at {locator}: {reason}. Fix the record at the source, or read with "
             "on_error='quarantine' to set it aside with this reason."
         )
+
+
+class DicomFileError(MalformedRecordError):
+    """A file of a DICOM source is not a readable instance.
+
+    Raised in ``on_error="raise"`` mode for files that are not DICOM, empty, truncated,
+    corrupt, a DICOMDIR index, or without a SOP Instance UID; ``locator`` is ``file`` or
+    ``element:(gggg,eeee)`` and ``reason`` a fixed sentence without values.
+    """
