@@ -1,13 +1,15 @@
 """A deterministic synthetic linked cohort: the same made-up people in every silo.
 
 ``build_people`` draws the roster; ``write_cohort`` writes each silo's source files from it
-(the EHR as FHIR R4 bulk NDJSON; genomics as a cohort VCF with its sample manifest).
+(the EHR as FHIR R4 bulk NDJSON; genomics as a cohort VCF with its sample manifest; imaging
+as DICOM studies in two batches with the RIS orders that link them to EHR encounters).
 ``write_benchmark_vcf`` writes a large VCF for the ingest benchmark. No real patient data is
 used anywhere: names, places and values come from small built-in lists and seeded random
 draws.
 """
 
 from connectors.synth.cohort import AS_OF, Address, Person, build_people
+from connectors.synth.dicom import write_imaging
 from connectors.synth.genomics import write_genomics
 from connectors.synth.vcf_bench import write_benchmark_vcf
 from connectors.synth.writer import KNOWN_SILOS, CohortSummary, write_cohort
@@ -22,4 +24,5 @@ __all__ = [
     "write_benchmark_vcf",
     "write_cohort",
     "write_genomics",
+    "write_imaging",
 ]

@@ -300,24 +300,7 @@ class _Record:
     # -- the story ----------------------------------------------------------------------
 
     def build(self) -> dict[str, list[Resource]]:
-        person, rng = self.person, self.rng
-        self.age = person.age_on(person.end_date)
-        self.smoking = _smoking_status(rng, self.age)
-        self.chronic = _chronic_conditions(rng, person, self.age, self.smoking)
-        height_mu, height_sigma = {"male": (176.5, 7.0), "female": (162.5, 6.5)}.get(
-            person.gender, (169.0, 8.0)
-        )
-        self.adult_height = rng.gauss(height_mu, height_sigma)
-        self.obese = c.OBESITY in self.chronic
-        self.base_bmi = (
-            rng.uniform(30.5, 40.0) if self.obese else self.gauss(25.0, 2.8, 18.6, 29.7)
-        )
-
-        self.patient()
-        encounters = self.timeline()
-        self.assign_chronic_onsets(encounters)
-        self.assign_reasons(encounters)
-        self.plan_colonoscopy(encounters)
+        encounters = self.plan()
         for encounter in encounters:
             self.render_encounter(encounter)
             self.conditions_at(encounter)
@@ -338,6 +321,32 @@ class _Record:
             self.immunizations_at(encounter, taken, flu_seasons, once)
         self.consent()
         return self.out
+
+    def plan(self) -> list[_Encounter]:
+        """Draw the person's profile, Patient resource and encounters, ready to render.
+
+        Every draw the encounters depend on happens here, before any other, so
+        ``encounter_summaries`` sees exactly the encounters that ``build`` writes.
+        """
+        person, rng = self.person, self.rng
+        self.age = person.age_on(person.end_date)
+        self.smoking = _smoking_status(rng, self.age)
+        self.chronic = _chronic_conditions(rng, person, self.age, self.smoking)
+        height_mu, height_sigma = {"male": (176.5, 7.0), "female": (162.5, 6.5)}.get(
+            person.gender, (169.0, 8.0)
+        )
+        self.adult_height = rng.gauss(height_mu, height_sigma)
+        self.obese = c.OBESITY in self.chronic
+        self.base_bmi = (
+            rng.uniform(30.5, 40.0) if self.obese else self.gauss(25.0, 2.8, 18.6, 29.7)
+        )
+
+        self.patient()
+        encounters = self.timeline()
+        self.assign_chronic_onsets(encounters)
+        self.assign_reasons(encounters)
+        self.plan_colonoscopy(encounters)
+        return encounters
 
     def timeline(self) -> list[_Encounter]:
         person, rng = self.person, self.rng
@@ -988,6 +997,64 @@ def ehr_record(person: Person) -> dict[str, list[Resource]]:
         ``RESOURCE_TYPES`` is present (possibly with an empty list).
     """
     return _Record(person).build()
+
+
+@dataclass(frozen=True)
+class EncounterSummary:
+    """One encounter of a person's EHR record, as ``write_ehr`` writes it.
+
+    Attributes:
+        id: the FHIR ``Encounter.id``.
+        kind: the kind of visit: ``checkup``, ``symptom``, ``followup``, ``general``,
+            ``problem`` or ``procedure`` (all ambulatory), ``emer`` (emergency department)
+            or ``imp`` (inpatient stay).
+        encounter_class: the ``Encounter.class`` code: ``AMB``, ``EMER`` or ``IMP``.
+        type: the concept of ``Encounter.type``.
+        reason: the concept of ``Encounter.reasonCode``, or None.
+        start: ``period.start`` as naive local time at the person's home site.
+        end: ``period.end``, likewise.
+        start_text: ``period.start`` exactly as written, with its UTC offset.
+        end_text: ``period.end`` exactly as written.
+    """
+
+    id: str
+    kind: str
+    encounter_class: str
+    type: c.Code
+    reason: c.Code | None
+    start: datetime
+    end: datetime
+    start_text: str
+    end_text: str
+
+
+def encounter_summaries(person: Person) -> list[EncounterSummary]:
+    """A person's encounters, exactly as ``write_ehr`` writes them to ``Encounter.ndjson``.
+
+    Draws only the part of the record the encounters depend on, so it is much cheaper than
+    ``ehr_record``; other silos use it to place their records inside real visits.
+
+    Args:
+        person: a roster entry from ``build_people``.
+
+    Returns:
+        The person's encounters in the order they are written (by start).
+    """
+    record = _Record(person)
+    return [
+        EncounterSummary(
+            id=encounter.id,
+            kind=encounter.kind,
+            encounter_class=_CLASS_OF_KIND[encounter.kind],
+            type=encounter.type,
+            reason=encounter.reason,
+            start=encounter.start,
+            end=encounter.end,
+            start_text=record.when(encounter.start),
+            end_text=record.when(encounter.end),
+        )
+        for encounter in record.plan()
+    ]
 
 
 def write_ehr(people: Iterable[Person], out: Path) -> dict[str, int]:

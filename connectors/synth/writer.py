@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from connectors.synth.cohort import Person, build_people
+from connectors.synth.dicom import write_imaging
 from connectors.synth.ehr import write_ehr
 from connectors.synth.genomics import write_genomics
 
@@ -13,6 +14,7 @@ SiloWriter = Callable[[list[Person], Path], dict[str, int]]
 SILO_WRITERS: dict[str, SiloWriter] = {
     "ehr": write_ehr,
     "genomics": write_genomics,
+    "imaging": write_imaging,
 }
 """Silo name to its writer; every writer describes the same roster."""
 
@@ -26,7 +28,8 @@ class CohortSummary:
     Attributes:
         patients: the number of people in the roster.
         files: path relative to ``out`` (``ehr/Patient.ndjson``, ``genomics/cohort.vcf.gz``
-            ...) to its record count.
+            ...) to its record count; for a batch of DICOM files (``imaging/batch-001``,
+            ``imaging/batch-002.zip``), the number of files in it.
         out: the output folder.
     """
 
@@ -52,8 +55,10 @@ def write_cohort(
         out: the output folder (created if missing).
         patients: how many people (0 or more).
         seed: the cohort seed.
-        silos: which silos to write: ``"ehr"`` (FHIR R4 bulk NDJSON, the default) and
-            ``"genomics"`` (a bgzipped, tabix-indexed cohort VCF and its sample manifest).
+        silos: which silos to write: ``"ehr"`` (FHIR R4 bulk NDJSON, the default),
+            ``"genomics"`` (a bgzipped, tabix-indexed cohort VCF and its sample manifest)
+            and ``"imaging"`` (DICOM studies in a folder batch and a zip batch, with the
+            RIS order list that links them to EHR encounters).
 
     Returns:
         The roster size, the files written with their record counts, and ``out``.
