@@ -32,6 +32,11 @@ class DeidKeys:
         """The pseudonym key of one audience: joins work inside an audience, not across."""
         return hmac.new(self.pseudonym, b"audience:" + audience.encode(), hashlib.sha256).digest()
 
+    def for_uids(self, audience: str) -> bytes:
+        """The key that remaps DICOM UIDs for one audience: a UID maps to the same new UID in
+        every view and run of the audience, and to unrelated ones in other audiences."""
+        return hmac.new(self.pseudonym, b"dicom-uid:" + audience.encode(), hashlib.sha256).digest()
+
 
 def _decode(name: str, text: str) -> bytes:
     try:

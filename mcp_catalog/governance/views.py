@@ -84,6 +84,9 @@ class ViewContext:
     """The date ages are computed at."""
     record_prefix: str = ""
     """The tag of the view's record pseudonyms (set from the view by :func:`build_view`)."""
+    uid_key: bytes = b""
+    """The audience's key for remapping DICOM UIDs (``dicom_deid.remap_uid``). Empty for
+    audiences without imaging views; the imaging builders refuse to run without it."""
 
 
 ViewBuilder = Callable[[dict[str, pl.DataFrame], ViewContext], pl.DataFrame]
