@@ -35,6 +35,11 @@ SLAS: tuple[tuple[str, FreshnessSLA], ...] = (
     ("silver/genomics/*", FreshnessSLA(timedelta(days=35), timedelta(days=95))),
     ("gold/research/variant_frequencies", FreshnessSLA(timedelta(days=35), timedelta(days=95))),
     ("gold/research/genotypes", FreshnessSLA(timedelta(days=35), timedelta(days=95))),
+    # PACS exports (and the RIS orders that come with them) land in weekly batches: a batch a
+    # day late warns, two missed batches are stale.
+    ("bronze/imaging/*", FreshnessSLA(timedelta(days=8), timedelta(days=15))),
+    ("silver/imaging/*", FreshnessSLA(timedelta(days=8), timedelta(days=15))),
+    ("gold/research/imaging_*", FreshnessSLA(timedelta(days=8), timedelta(days=15))),
     ("gold/research/*", FreshnessSLA(timedelta(hours=26), timedelta(days=3))),
     ("restricted/*", FreshnessSLA(timedelta(hours=26), timedelta(days=3))),
 )

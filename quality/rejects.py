@@ -22,6 +22,12 @@ REJECT_THRESHOLDS: dict[str, RejectThreshold] = {
     # (skewing allele frequencies). Its ledger counts rejects inside ``records`` and names
     # them ``rejected``: pass ``records - rejected`` as records and ``rejected`` as rejects.
     "bronze/genomics/vcf_files": RejectThreshold(warn_ratio=0.0001, fail_ratio=0.01),
+    # PACS exports are written by machine, but media exports carry a DICOMDIR index (rejected
+    # by design) and the odd non-DICOM file, so up to 1% is noise. Past that, each reject is
+    # a slice or frame missing from its series (a volume with a gap); above 5% the export is
+    # broken. The ledger counts files read, instances written and files rejected: pass
+    # ``instances`` as records, ``rejected`` as rejects and ``batch`` as the source_file.
+    "bronze/imaging/batches": RejectThreshold(warn_ratio=0.01, fail_ratio=0.05),
 }
 """File ledgers (one per silo) to thresholds."""
 

@@ -13,6 +13,19 @@ GENOMICS_SUITE_TABLES: tuple[str, ...] = (
 )
 """The genomics (VCF) silo's table paths with a suite (``quality.suites.genomics``)."""
 
+IMAGING_SUITE_TABLES: tuple[str, ...] = (
+    "bronze/imaging/instances",
+    "bronze/imaging/orders",
+    "bronze/imaging/batches",
+    "silver/imaging/dicom_instances",
+    "silver/imaging/dicom_series",
+    "silver/imaging/dicom_studies",
+    "gold/research/imaging_studies",
+    "gold/research/imaging_series",
+    "gold/research/imaging_instances",
+)
+"""The imaging (DICOM) silo's table paths with a suite (``quality.suites.imaging``)."""
+
 SUITE_TABLES: tuple[str, ...] = (
     "bronze/ehr/patients",
     "bronze/ehr/encounters",
@@ -42,6 +55,7 @@ SUITE_TABLES: tuple[str, ...] = (
     "gold/research/procedures",
     "gold/research/immunizations",
     *GENOMICS_SUITE_TABLES,
+    *IMAGING_SUITE_TABLES,
 )
 """Every table path with a suite. ``bronze/ehr/rejects`` is the asset of that name; the
 pipeline stores its rows at ``_rejects/ehr/fhir``."""

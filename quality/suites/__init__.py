@@ -18,6 +18,7 @@ from quality.suites.bronze import (
 )
 from quality.suites.genomics import GENOMICS_SUITES
 from quality.suites.gold import GOLD_VIEWS, gold_suite
+from quality.suites.imaging import IMAGING_SUITES
 from quality.suites.silver import SILVER_TABLES, silver_suite
 
 
@@ -52,6 +53,8 @@ def suite_for(table: str) -> Suite:
         raise UnknownTableError(table)
     if table in GENOMICS_SUITES:
         return GENOMICS_SUITES[table]()
+    if table in IMAGING_SUITES:
+        return IMAGING_SUITES[table]()
     layer, _, name = table.rpartition("/")
     if table == "bronze/ehr/files":
         return files_suite()
