@@ -25,6 +25,7 @@ from connectors.vcf.reader import TRUNCATED
 from pipelines.ehr import INGEST_COLUMNS, REJECTS_SCHEMA
 from pipelines.lake import Lake, WriteOutcome
 from pipelines.landing import LandingFile, files_with_suffixes, scan_files
+from pipelines.manifests import blank, read_manifest, unparsed
 
 VCF_SUFFIXES = (".vcf", ".vcf.gz", ".vcf.bgz", ".bcf")
 MANIFEST_NAME = "samples.csv"
@@ -324,10 +325,6 @@ def already_ingested(lake: Lake, landed: LandingFile) -> bool:
     return ledger.height == 1 and ledger.item(0, "source_sha256") == landed.sha256
 
 
-class ManifestError(ValueError):
-    """The sample manifest cannot be read as a whole; the message says how to fix it."""
-
-
 def read_sample_manifest(path: Path, *, source_file: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The sample manifest's rows, and its quarantined rows.
 
@@ -346,48 +343,22 @@ def read_sample_manifest(path: Path, *, source_file: str) -> tuple[pl.DataFrame,
     Raises:
         ManifestError: when the file is not a CSV with the manifest's columns.
     """
-    try:
-        raw = pl.read_csv(path, infer_schema=False, encoding="utf8")
-    except (pl.exceptions.PolarsError, UnicodeDecodeError) as exc:
-        raise ManifestError(
-            f"{source_file} is not a readable UTF-8 CSV file; export the sample manifest as "
-            "CSV with a header row"
-        ) from exc
-    missing = [c for c in SAMPLE_MANIFEST_COLUMNS if c not in raw.columns]
-    if missing:
-        raise ManifestError(
-            f"{source_file} lacks the columns {', '.join(missing)}; the manifest needs "
-            f"{', '.join(SAMPLE_MANIFEST_COLUMNS)}"
-        )
-    frame = raw.select(
-        pl.int_range(2, pl.len() + 2).alias("_line"),
-        *(pl.col(c).str.strip_chars() for c in SAMPLE_MANIFEST_COLUMNS),
-    ).with_columns(
-        pl.col("collection_date").str.to_date("%Y-%m-%d", strict=False).alias("_date"),
+    return read_manifest(
+        path,
+        source_file=source_file,
+        columns=SAMPLE_MANIFEST_COLUMNS,
+        parsed={"collection_date": pl.col("collection_date").str.to_date("%Y-%m-%d", strict=False)},
+        rules=(
+            (blank("sample_id"), "the sample id is empty"),
+            (blank("mrn"), "the MRN is empty, so the sample cannot be linked to a person"),
+            (unparsed("collection_date"), "collection_date is not an ISO date (YYYY-MM-DD)"),
+            (
+                pl.col("sample_id").is_duplicated(),
+                "the sample id is listed more than once; keep one row per sample",
+            ),
+        ),
+        what="sample manifest",
     )
-    reasons = (
-        pl.when(pl.col("sample_id").fill_null("") == "")
-        .then(pl.lit("the sample id is empty"))
-        .when(pl.col("mrn").fill_null("") == "")
-        .then(pl.lit("the MRN is empty, so the sample cannot be linked to a person"))
-        .when(pl.col("collection_date").is_not_null() & pl.col("_date").is_null())
-        .then(pl.lit("collection_date is not an ISO date (YYYY-MM-DD)"))
-        .when(pl.col("sample_id").is_duplicated())
-        .then(pl.lit("the sample id is listed more than once; keep one row per sample"))
-    )
-    checked = frame.with_columns(reasons.alias("_reason"))
-    rejects = checked.filter(pl.col("_reason").is_not_null()).select(
-        pl.lit(source_file).alias("source"),
-        pl.format("line:{}", pl.col("_line")).alias("locator"),
-        pl.col("_reason").alias("reason"),
-    )
-    rows = (
-        checked.filter(pl.col("_reason").is_null())
-        .with_columns(pl.col("_date").alias("collection_date"))
-        .select(list(SAMPLE_MANIFEST_COLUMNS))
-        .cast(SAMPLE_MANIFEST_COLUMNS)
-    )
-    return rows, rejects
 
 
 def sample_links(samples: pl.DataFrame, crosswalk: pl.DataFrame) -> pl.DataFrame:
