@@ -11,11 +11,19 @@ from quality.rejects import REJECT_THRESHOLDS, reject_ratio
 from quality.suites import references_for
 from quality.validation import DataDocs, validate_table
 
-GENOMIC_GOLD = ("gold/research/variant_frequencies", "gold/research/genotypes")
+GOLD_DOMAINS: dict[str, str] = {
+    "gold/research/variant_frequencies": "genomics",
+    "gold/research/genotypes": "genomics",
+    "gold/research/imaging_studies": "imaging",
+    "gold/research/imaging_series": "imaging",
+    "gold/research/imaging_instances": "imaging",
+}
+"""Research views that belong to a silo other than the EHR."""
 
 LAKE_PATHS = {
     "bronze/ehr/rejects": "_rejects/ehr/fhir",
     "bronze/genomics/rejects": "_rejects/genomics/vcf",
+    "bronze/imaging/rejects": "_rejects/imaging/dicom",
 }
 """Suite names whose table lives elsewhere in the lake."""
 
@@ -87,9 +95,10 @@ def suite_check(table: str) -> dg.AssetChecksDefinition:
 
 def domain_of(table: str) -> str:
     """The clinical domain whose definitions carry a table's suite check."""
-    if "/genomics/" in table or table in GENOMIC_GOLD:
-        return "genomics"
-    return "ehr"
+    for domain in ("genomics", "imaging"):
+        if f"/{domain}/" in table:
+            return domain
+    return GOLD_DOMAINS.get(table, "ehr")
 
 
 def reject_ratio_result(ledger_path: str, ledger: pl.DataFrame, what: str) -> dg.AssetCheckResult:

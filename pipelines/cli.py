@@ -63,9 +63,10 @@ def materialize(
 ) -> MaterializeRuns:
     """Materialise every asset (or a selection) in process.
 
-    Partitioned assets (one partition per landed VCF) cannot share a run with the others, so
-    this registers a partition for every landed file, then runs: the unpartitioned assets
-    they need, one run per partition, and the rest. It stops at the first failed run.
+    Partitioned assets (one partition per landed VCF, one per landed DICOM batch) cannot
+    share a run with the others, so this registers a partition for every landed file or
+    batch, then runs: the unpartitioned assets they need, one run per partition, and the
+    rest. It stops at the first failed run.
 
     Args:
         lake: the lake root.
@@ -81,8 +82,8 @@ def materialize(
     import dagster as dg
 
     from pipelines.definitions import build_definitions
-    from pipelines.defs.genomics.assets import vcf_files
-    from pipelines.genomics import scan_paths
+    from pipelines.defs.genomics.assets import landed_vcfs, vcf_files
+    from pipelines.defs.imaging.assets import dicom_batches, landed_batches
 
     definitions = build_definitions(lake=lake, landing=landing)
     job = definitions.resolve_implicit_global_asset_job_def()
@@ -103,14 +104,17 @@ def materialize(
     below = dg.AssetSelection.assets(*partitioned).downstream().resolve(graph) - partitioned
     first = wanted - partitioned - below
     last = wanted & below
-    folder = Path(landing) / "genomics"
-    landed = [path.relative_to(folder).as_posix() for path in scan_paths(folder)]
-    known = set(instance.get_dynamic_partitions(vcf_files.name))
-    if [name for name in landed if name not in known]:
-        instance.add_dynamic_partitions(vcf_files.name, [n for n in landed if n not in known])
-    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     plan: list[tuple[set, str | None]] = [(first, None)]
-    plan += [(partitioned, name) for name in (landed if partitioned else [])]
+    feeds = ((vcf_files, landed_vcfs(landing)), (dicom_batches, landed_batches(landing)))
+    for feed, landed in feeds:
+        keys = {k for k in partitioned if graph.get(k).partitions_def == feed}
+        if not keys:
+            continue
+        known = set(instance.get_dynamic_partitions(feed.name))
+        if [name for name in landed if name not in known]:
+            instance.add_dynamic_partitions(feed.name, [n for n in landed if n not in known])
+        plan += [(keys, name) for name in landed]
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     plan.append((last, None))
     result = MaterializeRuns()
     for keys, partition in plan:
@@ -199,7 +203,10 @@ Or over HTTP with OAuth bearer tokens (one per user, role and purpose):
       --protocol BIOFED-DEMO-001
 
 Things to ask: "How common is rs7903146 (chr10:112998590) in the cohort?" (a region query of
-variant_frequencies); "How many consented people have type 2 diabetes?" (aggregate_conditions).
+variant_frequencies); "How many consented people have type 2 diabetes?" (aggregate_conditions);
+"Which CT studies of the chest were done last year, and how many series per modality are
+there?" (query_imaging_studies by primary_modality, body_part and study_date;
+aggregate_imaging_series).
 
 Verify the audit log of every call:  {biofed} audit verify --lake {lake}
 Browse the asset graph and runs:  make dev
@@ -463,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=7)
     synth.add_argument("--out", default="landing")
     synth.add_argument(
-        "--silos", help="comma-separated silos to write (ehr,genomics); all by default"
+        "--silos", help="comma-separated silos to write (ehr,genomics,imaging); all by default"
     )
     synth.set_defaults(func=_synth)
 

@@ -30,17 +30,19 @@ def pseudonyms_for(store: Lake, lake: LakeResource, audience: str) -> Pseudonyms
 
 
 def research_context(store: Lake, lake: LakeResource, audience: str) -> ViewContext:
-    """Pseudonyms, per-person date shifts and consented people, as of now."""
+    """Pseudonyms, per-person date shifts, DICOM UID key and consented people, as of now."""
     now = datetime.now(UTC)
     crosswalk = store.read(CROSSWALK_PATH)
+    keys = lake.deid_keys()
     return ViewContext(
         pseudonyms=pseudonyms_for(store, lake, audience),
         shifts=date_shifts(
             crosswalk.get_column("person_key").unique().to_list(),
-            key=lake.deid_keys().date_shift,
+            key=keys.date_shift,
         ),
         consented=consented_people(store.read(CONSENTS_PATH), as_of=now),
         reference_date=now.date(),
+        uid_key=keys.for_uids(audience),
     )
 
 

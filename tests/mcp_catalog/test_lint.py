@@ -1,9 +1,13 @@
 import pytest
 
+from mcp_catalog.governance.genomics import GENOMIC_VIEWS
+from mcp_catalog.governance.imaging import IMAGING_VIEWS
 from mcp_catalog.governance.views import RESEARCH_VIEWS
 from mcp_catalog.lint import LintFinding, lint_text
 
-TOOL_NAMES = [f"query_{view.name}" for view in RESEARCH_VIEWS] + ["datasets"]
+SERVED = (*RESEARCH_VIEWS, *GENOMIC_VIEWS, *IMAGING_VIEWS)
+TOOL_NAMES = [f"{kind}_{view.name}" for view in SERVED for kind in ("query", "aggregate")]
+TOOL_NAMES += ["datasets"]
 
 
 def _rules(text: str, **options) -> list[str]:
@@ -13,7 +17,7 @@ def _rules(text: str, **options) -> list[str]:
 
 def test_shipped_view_descriptions_pass_the_linter():
     findings = []
-    for view in RESEARCH_VIEWS:
+    for view in SERVED:
         findings += lint_text(f"dataset {view.name} title", view.title, tool_names=TOOL_NAMES)
         findings += lint_text(
             f"dataset {view.name} description", view.description, tool_names=TOOL_NAMES

@@ -9,6 +9,7 @@ from connectors.synth import write_cohort
 from pipelines.cli import materialize
 
 PATIENTS = 60
+SEED = 11
 
 
 @dataclass
@@ -24,7 +25,7 @@ def materialised_lake(tmp_path_factory) -> Iterator[MaterialisedLake]:
     """A real lake: a synthetic cohort landed and every asset materialised once."""
     base = tmp_path_factory.mktemp("e2e")
     landing, lake = base / "landing", base / "lake"
-    write_cohort(landing, patients=PATIENTS, seed=11, silos=("ehr", "genomics"))
+    write_cohort(landing, patients=PATIENTS, seed=SEED, silos=("ehr", "genomics", "imaging"))
     with dg.instance_for_test() as instance:
         result = materialize(str(lake), str(landing), instance=instance)
         assert result.success, "the first full materialisation failed"
@@ -45,3 +46,21 @@ def research_tools(role: str) -> set[str]:
         tools |= {f"query_{name}"} if access.rows else set()
         tools |= {f"aggregate_{name}"} if access.aggregate else set()
     return tools
+
+
+async def call_tool(lake: Path, role: str, purpose: str, tool: str, arguments: dict):
+    """Call one tool of the catalog served from ``lake`` to ``role`` (in memory, the real
+    server): the tools the role sees, and the result (None when the role lacks the tool)."""
+    from mcp import Client
+
+    from mcp_catalog.config import load_config
+    from mcp_catalog.serve import open_service
+
+    config = load_config()
+    config = config.model_copy(
+        update={"stdio": config.stdio.model_copy(update={"role": role, "purpose": purpose})}
+    )
+    async with Client(open_service(lake, config).server_for(role)) as client:
+        tools = {tool.name for tool in (await client.list_tools()).tools}
+        result = await client.call_tool(tool, arguments) if tool in tools else None
+    return tools, result

@@ -18,6 +18,7 @@ from pipelines.defs.genomics.assets import genomics_landing_sensor, vcf_files
 from pipelines.lake import Lake
 from pipelines.landing import landing_file
 from pipelines.resources import LandingResource
+from tests.pipelines.conftest import call_tool
 
 VCF = "cohort.vcf.gz"
 
@@ -191,7 +192,7 @@ def test_a_file_that_breaks_mid_stream_commits_nothing(tmp_path, materialised_la
         assert lake.table(path) is None, path
 
 
-def test_materialize_without_a_genomics_feed_serves_empty_genomic_views(tmp_path):
+def test_materialize_without_genomics_or_imaging_feeds_serves_their_views_empty(tmp_path):
     from connectors.synth import write_cohort
 
     landing, root = tmp_path / "landing", tmp_path / "lake"
@@ -201,22 +202,8 @@ def test_materialize_without_a_genomics_feed_serves_empty_genomic_views(tmp_path
     lake = Lake(root)
     assert lake.read("gold/research/variant_frequencies").height == 0
     assert lake.read("gold/research/genotypes").height == 0
-
-
-async def _call(lake, role: str, purpose: str, tool: str, arguments: dict):
-    from mcp import Client
-
-    from mcp_catalog.config import load_config
-    from mcp_catalog.serve import open_service
-
-    config = load_config()
-    config = config.model_copy(
-        update={"stdio": config.stdio.model_copy(update={"role": role, "purpose": purpose})}
-    )
-    async with Client(open_service(lake, config).server_for(role)) as client:
-        tools = {tool.name for tool in (await client.list_tools()).tools}
-        result = await client.call_tool(tool, arguments) if tool in tools else None
-    return tools, result
+    for view in ("imaging_studies", "imaging_series", "imaging_instances"):
+        assert lake.read(f"gold/research/{view}").height == 0
 
 
 @pytest.mark.anyio
@@ -225,7 +212,7 @@ async def test_a_region_query_through_mcp_returns_the_overlapping_variants(mater
     gold = lake.read("gold/research/variant_frequencies")
     chrom, pos = gold.select("chrom", "pos").row(gold.height // 2)
     region = {"chrom": chrom, "start": pos - 1000, "end": pos + 1000}
-    tools, result = await _call(
+    tools, result = await call_tool(
         materialised_lake.root, "researcher", "research", "query_variant_frequencies",
         {"region": region, "limit": 100},
     )  # fmt: skip
@@ -250,7 +237,7 @@ async def test_only_data_stewards_read_per_person_genotypes_and_researchers_coun
     gold = lake.read("gold/research/variant_frequencies")
     chrom, pos = gold.select("chrom", "pos").row(0)
     site = {"chrom": chrom, "start": pos, "end": pos}
-    _, rows = await _call(
+    _, rows = await call_tool(
         materialised_lake.root, "data_steward", "quality_improvement", "query_genotypes",
         {"region": site, "limit": 500},
     )  # fmt: skip
@@ -258,7 +245,7 @@ async def test_only_data_stewards_read_per_person_genotypes_and_researchers_coun
     page = rows.structured_content["rows"]
     assert page and {r["pos"] for r in page} == {pos}
     people = {r["person_pseudonym"] for r in page}
-    _, counts = await _call(
+    _, counts = await call_tool(
         materialised_lake.root, "researcher", "research", "aggregate_genotypes",
         {"group_by": ["zygosity"], "region": site},
     )  # fmt: skip

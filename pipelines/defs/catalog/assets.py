@@ -10,6 +10,7 @@ import polars as pl
 from connectors.fhir.schema import table_columns
 from mcp_catalog.catalog import TableState, build_manifest, dataset_entry, source_entry
 from mcp_catalog.governance.genomics import GENOMIC_VIEWS
+from mcp_catalog.governance.imaging import IMAGING_VIEWS
 from mcp_catalog.governance.views import IDENTIFIED_VIEWS, RESEARCH_VIEWS, IdentifiedView, ViewSpec
 from mcp_catalog.manifest import (
     CatalogColumn,
@@ -28,11 +29,16 @@ from quality.freshness import freshness_status, sla_for
 
 MANIFEST_PATH = "_catalog/manifest.json"
 
-SERVED_VIEWS: tuple[ViewSpec, ...] = (*RESEARCH_VIEWS, *GENOMIC_VIEWS)
+SERVED_VIEWS: tuple[ViewSpec, ...] = (*RESEARCH_VIEWS, *GENOMIC_VIEWS, *IMAGING_VIEWS)
 """Every materialised view the catalog serves, in catalog order."""
 
-LEDGERS = {"ehr": "bronze/ehr/files", "genomics": "bronze/genomics/vcf_files"}
-"""Each silo's ledger of landed files, which records when every file was written."""
+LEDGERS = {
+    "ehr": "bronze/ehr/files",
+    "genomics": "bronze/genomics/vcf_files",
+    "imaging": "bronze/imaging/batches",
+}
+"""Each silo's ledger of landed files (batches for imaging), which records when every file
+was written."""
 
 
 def _silo(source: str) -> str:

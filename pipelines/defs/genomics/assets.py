@@ -2,6 +2,7 @@
 person_key through the sample manifest -> research views of variants and genotypes."""
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -11,6 +12,7 @@ from mcp_catalog.governance.genomics import GENOMIC_VIEWS
 from pipelines import genomics
 from pipelines.landing import landing_file
 from pipelines.lineage import asset_lineage, job_name, table_input, table_output
+from pipelines.manifests import ManifestError
 from pipelines.metadata import freshness_policy, write_metadata
 from pipelines.research import CROSSWALK_PATH, research_view_asset
 from pipelines.resources import LakeResource, LandingResource
@@ -31,6 +33,12 @@ BRONZE_KEYS = {
 
 def _key(path: str) -> dg.AssetKey:
     return dg.AssetKey(path.split("/"))
+
+
+def landed_vcfs(landing_root: str) -> list[str]:
+    """The partition keys of the VCFs now in ``<landing_root>/genomics``."""
+    folder = Path(landing_root) / "genomics"
+    return [path.relative_to(folder).as_posix() for path in genomics.scan_paths(folder)]
 
 
 @dg.multi_asset(
@@ -164,7 +172,7 @@ def sample_manifest(
     ) as run:
         try:
             rows, rejects = genomics.read_sample_manifest(path, source_file=landed.source_file)
-        except genomics.ManifestError as exc:
+        except ManifestError as exc:
             raise dg.Failure(str(exc)) from exc
         now = datetime.now(UTC)
         rows = genomics.provenance(
