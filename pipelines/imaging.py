@@ -7,6 +7,7 @@ EHR encounter each accession number belongs to.
 """
 
 import hashlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -114,6 +115,23 @@ class BatchStamp:
     modified_at: datetime
 
 
+def _batch_files(folder: str, prefix: str = "") -> Iterator[tuple[str, os.stat_result]]:
+    """A folder's files below it (hidden names skipped) with their stat, as relative names.
+
+    Strings and one scandir per folder: a PACS export can hold thousands of one-file folders,
+    and this runs beside the reader's workers on the same cores.
+    """
+    with os.scandir(folder) as entries:
+        listed = sorted(entries, key=lambda entry: entry.name)
+    for entry in listed:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            yield from _batch_files(entry.path, f"{prefix}{entry.name}/")
+        elif entry.is_file():
+            yield prefix + entry.name, entry.stat()
+
+
 def batch_stamp(path: Path) -> BatchStamp:
     """Names, sizes and modification times of a batch's files, digested.
 
@@ -122,24 +140,12 @@ def batch_stamp(path: Path) -> BatchStamp:
     """
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist")
-    files = (
-        [path]
-        if path.is_file()
-        else sorted(
-            p
-            for p in path.rglob("*")
-            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
-    )
+    files = [(path.name, path.stat())] if path.is_file() else list(_batch_files(str(path)))
     digest = hashlib.sha256()
-    size = 0
-    newest = 0
-    for file in files:
-        stat = file.stat()
-        name = file.name if file == path else file.relative_to(path).as_posix()
+    for name, stat in files:
         digest.update(f"{name}\x00{stat.st_size}\x00{stat.st_mtime_ns}\n".encode())
-        size += stat.st_size
-        newest = max(newest, stat.st_mtime_ns)
+    size = sum(stat.st_size for _, stat in files)
+    newest = max((stat.st_mtime_ns for _, stat in files), default=0)
     return BatchStamp(
         digest.hexdigest(), len(files), size, datetime.fromtimestamp(newest / 1e9, tz=UTC)
     )
