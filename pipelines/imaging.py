@@ -267,7 +267,7 @@ def ingest_batch(
 def read_orders(path: Path, *, source_file: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The RIS order export's rows, and its quarantined rows.
 
-    A row without an accession number or PatientID, with an order time that is not ISO 8601
+    A row without an accession number, PatientID or MRN, with an order time that is not ISO 8601
     with an offset, or whose accession number is listed more than once (which patient the
     study is cannot be decided) is quarantined with its line number.
 
@@ -295,6 +295,7 @@ def read_orders(path: Path, *, source_file: str) -> tuple[pl.DataFrame, pl.DataF
         rules=(
             (blank("accession_number"), "the accession number is empty"),
             (blank("patient_id"), "the PatientID is empty"),
+            (blank("mrn"), "the MRN is empty, so the study cannot be linked to a person"),
             (
                 unparsed("ordered_at"),
                 "ordered_at is not an ISO 8601 date-time with an offset "

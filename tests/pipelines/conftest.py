@@ -64,3 +64,33 @@ async def call_tool(lake: Path, role: str, purpose: str, tool: str, arguments: d
         tools = {tool.name for tool in (await client.list_tools()).tools}
         result = await client.call_tool(tool, arguments) if tool in tools else None
     return tools, result
+
+
+def profiled_values(header: dict, profile) -> tuple[set[str], set[str], set[str]]:
+    """Strings of a header by what the profile does to their attribute: (removed, emptied,
+    replaced or remapped, or private: identifying strings; the same, dates and times; kept
+    attributes' strings). A kept attribute may say the same words as a removed one (a coded
+    procedure's meaning and the study description): such words are not identifying."""
+    removed: set[str] = set()
+    moments: set[str] = set()
+    kept: set[str] = set()
+    for tag, element in header.items():
+        private = int(tag[:4], 16) % 2 == 1
+        action = profile.get(tag)
+        values = element.get("Value", [])
+        if element.get("vr") == "SQ":
+            for item in values:
+                inner = profiled_values(item, profile)
+                removed |= inner[0]
+                moments |= inner[1]
+                kept |= inner[2]
+            continue
+        strings = [v.get("Alphabetic") if isinstance(v, dict) else v for v in values]
+        strings = [v for v in strings if isinstance(v, str) and len(v) >= 6]
+        if not private and (action is None or action == "K"):
+            kept.update(strings)
+        elif element.get("vr") in ("DA", "DT", "TM"):
+            moments.update(strings)
+        else:
+            removed.update(strings)
+    return removed, moments, kept

@@ -21,7 +21,7 @@ from pipelines.lake import Lake
 from pipelines.landing import sha256_file
 from pipelines.resources import LandingResource
 from quality.dicom_profile import basic_profile
-from tests.pipelines.conftest import PATIENTS, SEED, call_tool
+from tests.pipelines.conftest import PATIENTS, SEED, call_tool, profiled_values
 
 GOLD = {
     "studies": "gold/research/imaging_studies",
@@ -167,36 +167,6 @@ def test_a_study_moves_in_time_with_its_encounter(materialised_lake):
     }
 
 
-def _profiled_values(header: dict, profile) -> tuple[set[str], set[str], set[str]]:
-    """Strings of a header by what the profile does to their attribute: (removed, emptied,
-    replaced or remapped, or private: identifying strings; the same, dates and times; kept
-    attributes' strings). A kept attribute may say the same words as a removed one (a coded
-    procedure's meaning and the study description): such words are not identifying."""
-    removed: set[str] = set()
-    moments: set[str] = set()
-    kept: set[str] = set()
-    for tag, element in header.items():
-        private = int(tag[:4], 16) % 2 == 1
-        action = profile.get(tag)
-        values = element.get("Value", [])
-        if element.get("vr") == "SQ":
-            for item in values:
-                inner = _profiled_values(item, profile)
-                removed |= inner[0]
-                moments |= inner[1]
-                kept |= inner[2]
-            continue
-        strings = [v.get("Alphabetic") if isinstance(v, dict) else v for v in values]
-        strings = [v for v in strings if isinstance(v, str) and len(v) >= 6]
-        if not private and (action is None or action == "K"):
-            kept.update(strings)
-        elif element.get("vr") in ("DA", "DT", "TM"):
-            moments.update(strings)
-        else:
-            removed.update(strings)
-    return removed, moments, kept
-
-
 @pytest.mark.anyio
 async def test_no_value_the_profile_removes_reaches_the_gold_views_or_mcp(materialised_lake):
     lake = Lake(materialised_lake.root)
@@ -204,7 +174,7 @@ async def test_no_value_the_profile_removes_reaches_the_gold_views_or_mcp(materi
     silver = lake.read(imaging.SILVER_INSTANCES_PATH)
     secrets: set[str] = set()
     for header in silver.get_column("header_json"):
-        removed, _, kept = _profiled_values(json.loads(header), profile)
+        removed, _, kept = profiled_values(json.loads(header), profile)
         secrets |= removed - kept
     assert len(secrets) > 100, "the synthetic headers should carry identifiers to remove"
     texts = []
@@ -249,7 +219,7 @@ def test_the_shifted_header_dates_are_not_the_original_ones(materialised_lake):
         deidentified = gold.get(remap_uid(uid, key))
         if deidentified is None:
             continue
-        _, moments, _ = _profiled_values(json.loads(header), profile)
+        _, moments, _ = profiled_values(json.loads(header), profile)
         dates = {m for m in moments if len(m) >= 8 and m[:8].isdigit()}
         assert not [d for d in dates if d in deidentified]
         checked += bool(dates)

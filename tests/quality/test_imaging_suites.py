@@ -915,7 +915,7 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
         ORDERS,
         "no encounter",
         lambda f: _set(f, 1, encounter_id=None),
-        {"encounter_id is set on every row": 1},
+        {"encounter_id is set on every row (else the study links to no visit)": 1},
     ),
     (
         ORDERS,
@@ -1106,9 +1106,15 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
         "a study UID shared by two patients",
         lambda f: _set(f, 0, n_patient_ids=2),
         {
-            "every study has one PatientID (n_patient_ids is 1: no StudyInstanceUID is shared "
-            "across patients)": 1
+            "no study names two PatientIDs (n_patient_ids is at most 1: no StudyInstanceUID "
+            "is shared across patients)": 1
         },
+    ),
+    (
+        SILVER_STUDIES,
+        "a study without a PatientID",
+        lambda f: _set(f, 0, n_patient_ids=0),
+        {"every study names a PatientID (else it cannot be linked to a person)": 1},
     ),
     (
         SILVER_STUDIES,
@@ -1416,6 +1422,7 @@ def test_the_gold_uid_checks_read_the_silver_originals():
         (INSTANCES, "study_date is not in the future", "warning"),
         (INSTANCES, UID_SYNTAX.format("sop_instance_uid"), "warning"),
         (GOLD_INSTANCES, UID_SYNTAX.format("transfer_syntax_uid"), "error"),
+        (ORDERS, "encounter_id is set on every row (else the study links to no visit)", "warning"),
         (
             SILVER_SERIES,
             "every series has one modality (n_modalities is 1: its instances agree)",
