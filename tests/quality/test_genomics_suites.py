@@ -11,7 +11,6 @@ import pytest
 
 from mcp_catalog.governance.genomics import GENOMIC_VIEWS
 from quality.rejects import REJECT_THRESHOLDS
-from quality.results import SuiteResult
 from quality.suite_tables import GENOMICS_SUITE_TABLES
 from quality.suites import SUITE_TABLES, references_for, suite_for
 from quality.suites.genomics import (
@@ -24,7 +23,7 @@ from quality.suites.genomics import (
     VCF_FILES_DTYPES,
 )
 from quality.suites.gold import FORBIDDEN_COLUMNS
-from quality.validation import validate_table
+from tests.quality.frames import failed, set_row, validator
 
 VCF_FILES = "bronze/genomics/vcf_files"
 BRONZE_VARIANTS = "bronze/genomics/variants"
@@ -311,29 +310,7 @@ REFERENCES: dict[str, Callable[[], pl.DataFrame]] = {
 }
 
 
-def _validate(table: str, frame: pl.DataFrame | None = None, **refs: pl.DataFrame) -> SuiteResult:
-    """Validate ``frame`` (default: the table's good frame) with good references, some of
-    which ``refs`` replaces (keyed by the path's last part)."""
-    references = {
-        path: refs.get(path.rpartition("/")[2], REFERENCES[path]())
-        for path in references_for(table)
-    }
-    return validate_table(table, GOOD[table]() if frame is None else frame, references=references)
-
-
-def _failed(result: SuiteResult) -> dict[str, int | None]:
-    return {o.description: o.unexpected_count for o in (*result.errors, *result.warnings)}
-
-
-def _set(frame: pl.DataFrame, row: int, /, **values: object) -> pl.DataFrame:
-    """``frame`` with row ``row``'s columns set to ``values``, dtypes kept."""
-    return frame.with_columns(
-        pl.when(pl.int_range(pl.len()) == row)
-        .then(pl.lit(value, dtype=frame.schema[column]))
-        .otherwise(pl.col(column))
-        .alias(column)
-        for column, value in values.items()
-    )
+_validate = validator(GOOD, REFERENCES)
 
 
 # --- registration --------------------------------------------------------------------------
@@ -462,12 +439,12 @@ def _alt_rows(alts: tuple[str, ...]) -> pl.DataFrame:
 
 
 def test_every_valid_alt_form_passes_in_great_expectations():
-    assert _failed(_validate(BRONZE_VARIANTS, _alt_rows(VALID_ALTS))) == {}
+    assert failed(_validate(BRONZE_VARIANTS, _alt_rows(VALID_ALTS))) == {}
 
 
 def test_invalid_alt_alleles_fail_in_great_expectations():
     result = _validate(BRONZE_VARIANTS, _alt_rows(INVALID_ALTS))
-    assert _failed(result) == {
+    assert failed(result) == {
         "alt is bases, *, a symbolic <ID> or a breakend (VCF 4.3 ALT)": len(INVALID_ALTS)
     }
 
@@ -479,7 +456,7 @@ def test_invalid_alt_alleles_fail_in_great_expectations():
 def test_each_genomics_suite_passes_on_a_good_frame(table):
     frame = GOOD[table]()
     result = _validate(table, frame)
-    assert _failed(result) == {}
+    assert failed(result) == {}
     assert result.success and result.rows == frame.height
     assert [o.description for o in result.outcomes] == [
         c.description for c in suite_for(table).checks
@@ -488,11 +465,11 @@ def test_each_genomics_suite_passes_on_a_good_frame(table):
 
 def test_genotypes_without_dp_or_gq_columns_pass():
     frame = genotypes().drop("fmt_DP", "fmt_GQ", "fmt_AD")
-    assert _failed(_validate(BRONZE_GENOTYPES, frame)) == {}
+    assert failed(_validate(BRONZE_GENOTYPES, frame)) == {}
 
 
 def test_a_sites_only_file_gives_empty_genotypes_that_pass():
-    assert _failed(_validate(BRONZE_GENOTYPES, genotypes().clear())) == {}
+    assert failed(_validate(BRONZE_GENOTYPES, genotypes().clear())) == {}
 
 
 # --- one defect, one failed expectation ----------------------------------------------------
@@ -518,7 +495,7 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         VCF_FILES,
         "an upper-case hash",
-        lambda f: _set(f, 0, sha256=SHA_COHORT.upper(), source_sha256=SHA_COHORT.upper()),
+        lambda f: set_row(f, 0, sha256=SHA_COHORT.upper(), source_sha256=SHA_COHORT.upper()),
         {
             "sha256 is 64 lowercase hex characters": 1,
             "source_sha256 is 64 lowercase hex characters": 1,
@@ -527,7 +504,7 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         VCF_FILES,
         "a hash of other bytes",
-        lambda f: _set(f, 0, sha256=SHA_SITES),
+        lambda f: set_row(f, 0, sha256=SHA_SITES),
         {
             "sha256 equals source_sha256 (both hash the file as landed)": 1,
             "no two files have the same bytes (a copy would double every variant)": 2,
@@ -536,7 +513,7 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         VCF_FILES,
         "a VCF 3.3 file",
-        lambda f: _set(f, 0, fileformat="VCFv3.3"),
+        lambda f: set_row(f, 0, fileformat="VCFv3.3"),
         {"fileformat is VCFv4.x": 1},
     ),
     (
@@ -554,37 +531,37 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         VCF_FILES,
         "an unknown compression",
-        lambda f: _set(f, 1, compression="zip"),
+        lambda f: set_row(f, 1, compression="zip"),
         {"compression holds only VCF compression codes": 1},
     ),
     (
         VCF_FILES,
         "a BAM index",
-        lambda f: _set(f, 0, index="bai"),
+        lambda f: set_row(f, 0, index="bai"),
         {"index holds only tabix or CSI index codes": 1},
     ),
     (
         VCF_FILES,
         "a negative size",
-        lambda f: _set(f, 0, size_bytes=-1),
+        lambda f: set_row(f, 0, size_bytes=-1),
         {"size_bytes is a count (not negative)": 1},
     ),
     (
         VCF_FILES,
         "more rejects than records",
-        lambda f: _set(f, 1, rejected=3),
+        lambda f: set_row(f, 1, rejected=3),
         {"rejected is at most records (records counts rejects)": 1},
     ),
     (
         VCF_FILES,
         "fewer variant rows than accepted records",
-        lambda f: _set(f, 0, variants=3),
+        lambda f: set_row(f, 0, variants=3),
         {"every accepted record gave at least one variant row": 1},
     ),
     (
         VCF_FILES,
         "a genotype row lost",
-        lambda f: _set(f, 0, genotypes=7),
+        lambda f: set_row(f, 0, genotypes=7),
         {"genotypes is accepted records times samples": 1},
     ),
     (
@@ -603,14 +580,14 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         VCF_FILES,
         "a reader warning (only a warning)",
-        lambda f: _set(f, 1, warnings=["INFO key XX is not declared in the header"]),
+        lambda f: set_row(f, 1, warnings=["INFO key XX is not declared in the header"]),
         {"every file was read without reader warnings (e.g. undeclared INFO keys)": 1},
     ),
     # variants (bronze; silver shares the checks)
     (
         BRONZE_VARIANTS,
         "position 0",
-        lambda f: _set(f, 0, pos=0),
+        lambda f: set_row(f, 0, pos=0),
         {"pos is at least 1 (VCF positions are 1-based)": 1},
     ),
     (
@@ -625,31 +602,31 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         BRONZE_VARIANTS,
         "an end before the position",
-        lambda f: _set(f, 0, end=99),
+        lambda f: set_row(f, 0, end=99),
         {"pos is not after end": 1},
     ),
     (
         BRONZE_VARIANTS,
         "an IUPAC code in REF",
-        lambda f: _set(f, 0, ref="R"),
+        lambda f: set_row(f, 0, ref="R"),
         {"ref is bases A, C, G, T or N": 1},
     ),
     (
         BRONZE_VARIANTS,
         "an unsplit ALT list",
-        lambda f: _set(f, 0, alt="G,T"),
+        lambda f: set_row(f, 0, alt="G,T"),
         {"alt is bases, *, a symbolic <ID> or a breakend (VCF 4.3 ALT)": 1},
     ),
     (
         BRONZE_VARIANTS,
         "an allele index past the last allele",
-        lambda f: _set(f, 0, allele_index=2),
+        lambda f: set_row(f, 0, allele_index=2),
         {"allele_index is between 0 and n_alleles - 1": 1},
     ),
     (
         BRONZE_VARIANTS,
         "allele index 0 on an ALT allele",
-        lambda f: _set(f, 4, allele_index=0),
+        lambda f: set_row(f, 4, allele_index=0),
         {"allele_index is 0 exactly where alt is empty (ALT '.')": 1},
     ),
     (
@@ -661,19 +638,19 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         BRONZE_VARIANTS,
         "no chromosome",
-        lambda f: _set(f, 0, chrom=None),
+        lambda f: set_row(f, 0, chrom=None),
         {"chrom is set on every row": 1},
     ),
     (
         BRONZE_VARIANTS,
         "a negative QUAL",
-        lambda f: _set(f, 0, qual=-1.0),
+        lambda f: set_row(f, 0, qual=-1.0),
         {"qual is not negative where present (phred-scaled)": 1},
     ),
     (
         BRONZE_VARIANTS,
         "a biallelic record flagged multiallelic",
-        lambda f: _set(f, 0, multiallelic=True),
+        lambda f: set_row(f, 0, multiallelic=True),
         {"multiallelic is set exactly when n_alleles is over 2": 1},
     ),
     (
@@ -685,44 +662,44 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         BRONZE_VARIANTS,
         "a malformed source hash",
-        lambda f: _set(f, 0, source_sha256="abc"),
+        lambda f: set_row(f, 0, source_sha256="abc"),
         {"source_sha256 is 64 lowercase hex characters": 1},
     ),
     (
         SILVER_VARIANTS,
         "an IUPAC code in REF in silver",
-        lambda f: _set(f, 2, ref="Y"),
+        lambda f: set_row(f, 2, ref="Y"),
         {"ref is bases A, C, G, T or N": 1},
     ),
     # genotypes
     (
         BRONZE_GENOTYPES,
         "an allele index past the record's alleles",
-        lambda f: _set(f, 0, alleles=[0, 2]),
+        lambda f: set_row(f, 0, alleles=[0, 2]),
         {"every called allele index is between 0 and n_alleles - 1": 1},
     ),
     (
         BRONZE_GENOTYPES,
         "a negative allele index",
-        lambda f: _set(f, 3, alleles=[-1, None]),
+        lambda f: set_row(f, 3, alleles=[-1, None]),
         {"every called allele index is between 0 and n_alleles - 1": 1},
     ),
     (
         BRONZE_GENOTYPES,
         "a ploidy that is not the allele count",
-        lambda f: _set(f, 7, ploidy=2),
+        lambda f: set_row(f, 7, ploidy=2),
         {"ploidy is the number of alleles in GT": 1},
     ),
     (
         BRONZE_GENOTYPES,
         "a half call flagged called",
-        lambda f: _set(f, 3, called=True),
+        lambda f: set_row(f, 3, called=True),
         {"called is set exactly when no allele of GT is a no-call": 1},
     ),
     (
         BRONZE_GENOTYPES,
         "a full call flagged not called",
-        lambda f: _set(f, 0, called=False),
+        lambda f: set_row(f, 0, called=False),
         {"called is set exactly when no allele of GT is a no-call": 1},
     ),
     (
@@ -734,7 +711,7 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         BRONZE_GENOTYPES,
         "a negative depth",
-        lambda f: _set(f, 1, fmt_DP=-3),
+        lambda f: set_row(f, 1, fmt_DP=-3),
         {"fmt_DP is not negative where the header declares it": 1},
     ),
     (
@@ -751,13 +728,13 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         BRONZE_GENOTYPES,
         "a negative genotype quality",
-        lambda f: _set(f, 0, fmt_GQ=-1),
+        lambda f: set_row(f, 0, fmt_GQ=-1),
         {"fmt_GQ is not negative where the header declares it": 1},
     ),
     (
         BRONZE_GENOTYPES,
         "no sample id",
-        lambda f: _set(f, 0, sample_id=None),
+        lambda f: set_row(f, 0, sample_id=None),
         {"sample_id is set on every row": 1},
     ),
     (
@@ -798,13 +775,13 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         SILVER_GENOTYPES,
         "one sample linked to two people",
-        lambda f: _set(f, 0, person_key=PERSON_2),
+        lambda f: set_row(f, 0, person_key=PERSON_2),
         {"every row of a sample_id has the same person_key (or none)": 4},
     ),
     (
         SILVER_GENOTYPES,
         "a ploidy mismatch in silver",
-        lambda f: _set(f, 6, ploidy=2),
+        lambda f: set_row(f, 6, ploidy=2),
         {"ploidy is the number of alleles in GT": 1},
     ),
     # sample manifest
@@ -817,25 +794,25 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         SAMPLES,
         "no sample id",
-        lambda f: _set(f, 1, sample_id=None),
+        lambda f: set_row(f, 1, sample_id=None),
         {"sample_id is set on every row": 1},
     ),
     (
         SAMPLES,
         "no MRN",
-        lambda f: _set(f, 1, mrn=None),
+        lambda f: set_row(f, 1, mrn=None),
         {"mrn is set on every row": 1},
     ),
     (
         SAMPLES,
         "a lab MRN (only a warning)",
-        lambda f: _set(f, 0, mrn="LAB00000101"),
+        lambda f: set_row(f, 0, mrn="LAB00000101"),
         {"mrn has the EHR's MRN shape (else the sample links to nobody)": 1},
     ),
     (
         SAMPLES,
         "a collection date in the future (only a warning)",
-        lambda f: _set(f, 0, collection_date=date.today() + timedelta(days=30)),
+        lambda f: set_row(f, 0, collection_date=date.today() + timedelta(days=30)),
         {"collection_date is not in the future": 1},
     ),
     (
@@ -858,7 +835,7 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         FREQUENCIES,
         "more alleles counted than called",
-        lambda f: _set(f, 0, allele_count=9, allele_frequency=9 / 8),
+        lambda f: set_row(f, 0, allele_count=9, allele_frequency=9 / 8),
         {
             "allele_count is at most allele_number": 1,
             "allele_frequency is between 0 and 1": 1,
@@ -867,19 +844,19 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         FREQUENCIES,
         "a frequency that is not count over number",
-        lambda f: _set(f, 0, allele_frequency=0.5),
+        lambda f: set_row(f, 0, allele_frequency=0.5),
         {"allele_frequency is allele_count / allele_number": 1},
     ),
     (
         FREQUENCIES,
         "more carriers than alleles",
-        lambda f: _set(f, 1, carriers=2),
+        lambda f: set_row(f, 1, carriers=2),
         {"carriers is at most allele_count": 1},
     ),
     (
         FREQUENCIES,
         "more homozygotes than carriers",
-        lambda f: _set(f, 0, homozygous_alt=3),
+        lambda f: set_row(f, 0, homozygous_alt=3),
         {"homozygous_alt is at most carriers": 1},
     ),
     (
@@ -891,7 +868,7 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         FREQUENCIES,
         "an end before the position",
-        lambda f: _set(f, 3, end=999),
+        lambda f: set_row(f, 3, end=999),
         {"pos is not after end": 1},
     ),
     (
@@ -906,20 +883,20 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         FREQUENCIES,
         "an MRN in a text column",
-        lambda f: _set(f, 0, alt="MRN00000101"),
+        lambda f: set_row(f, 0, alt="MRN00000101"),
         {"no text value looks like an MRN": 1},
     ),
     (
         FREQUENCIES,
         "a negative count",
-        lambda f: _set(f, 1, homozygous_alt=-1),
+        lambda f: set_row(f, 1, homozygous_alt=-1),
         {"homozygous_alt is a count (not negative)": 1},
     ),
     # gold genotypes
     (
         GOLD_GENOTYPES,
         "a pseudonym of the wrong shape",
-        lambda f: _set(f, 0, person_pseudonym="P-XYZ"),
+        lambda f: set_row(f, 0, person_pseudonym="P-XYZ"),
         {
             "person_pseudonym is a keyed pseudonym (P- and 20 hex characters)": 1,
             "every person_pseudonym is the person_pseudonym of a row of gold/research/patients": 1,
@@ -928,25 +905,25 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         GOLD_GENOTYPES,
         "a person outside the patients view",
-        lambda f: _set(f, 0, person_pseudonym="P-" + "c3" * 10),
+        lambda f: set_row(f, 0, person_pseudonym="P-" + "c3" * 10),
         {"every person_pseudonym is the person_pseudonym of a row of gold/research/patients": 1},
     ),
     (
         GOLD_GENOTYPES,
         "an unknown zygosity",
-        lambda f: _set(f, 2, zygosity="compound_het"),
+        lambda f: set_row(f, 2, zygosity="compound_het"),
         {"zygosity holds only genotype zygosity codes": 1},
     ),
     (
         GOLD_GENOTYPES,
         "five copies of an allele",
-        lambda f: _set(f, 1, alt_allele_copies=5),
+        lambda f: set_row(f, 1, alt_allele_copies=5),
         {"alt_allele_copies is between 0 and 4 where called": 1},
     ),
     (
         GOLD_GENOTYPES,
         "negative allele copies",
-        lambda f: _set(f, 0, alt_allele_copies=-1),
+        lambda f: set_row(f, 0, alt_allele_copies=-1),
         {"alt_allele_copies is between 0 and 4 where called": 1},
     ),
     (
@@ -964,19 +941,19 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         GOLD_GENOTYPES,
         "a FHIR id in the genotype column",
-        lambda f: _set(f, 0, genotype="8c7e1f3a-0b1d-4c55-9a3e-2f0c8d9b7a61"),
+        lambda f: set_row(f, 0, genotype="8c7e1f3a-0b1d-4c55-9a3e-2f0c8d9b7a61"),
         {"no text value looks like a UUID (a FHIR id of the EHR)": 1},
     ),
     (
         GOLD_GENOTYPES,
         "a negative depth",
-        lambda f: _set(f, 0, depth=-2),
+        lambda f: set_row(f, 0, depth=-2),
         {"depth is not negative where present": 1},
     ),
     (
         GOLD_GENOTYPES,
         "position 0",
-        lambda f: _set(f, 0, pos=0),
+        lambda f: set_row(f, 0, pos=0),
         {"pos is at least 1 (VCF positions are 1-based)": 1},
     ),
 ]
@@ -988,7 +965,7 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
 )
 def test_a_single_defect_fails_the_expectation_that_names_it(table, mutate, expected):
     result = _validate(table, mutate(GOOD[table]()))
-    assert _failed(result) == expected
+    assert failed(result) == expected
     severities = {o.description: o.severity for o in result.outcomes}
     assert result.success is all(severities[d] == "warning" for d in expected)
 
@@ -1024,22 +1001,22 @@ def test_linkage_and_plausibility_are_warnings_where_bronze_keeps_what_it_read(
 
 def test_a_missing_fixed_column_fails_the_column_set_instead_of_raising():
     result = _validate(BRONZE_VARIANTS, variants().drop("qual"))
-    assert set(_failed(result)) == {
+    assert set(failed(result)) == {
         "the columns include every fixed column of bronze variants",
         "qual is not negative where present (phred-scaled)",
     }
-    assert _failed(result)["qual is not negative where present (phred-scaled)"] is None
+    assert failed(result)["qual is not negative where present (phred-scaled)"] is None
 
 
 def test_a_few_unlinked_genotypes_pass_and_report_their_share():
     linked = pl.concat([silver_genotypes()] * 25).with_columns(
         pl.int_range(pl.len(), dtype=pl.Int64).floordiv(2).alias("record_index")
     )
-    unlinked = _set(linked.head(1), 0, sample_index=2, sample_id="BF01-S000103", person_key=None)
-    manifest = pl.concat([samples(), _set(samples().head(1), 0, sample_id="BF01-S000103")])
+    unlinked = set_row(linked.head(1), 0, sample_index=2, sample_id="BF01-S000103", person_key=None)
+    manifest = pl.concat([samples(), set_row(samples().head(1), 0, sample_id="BF01-S000103")])
     frame = pl.concat([linked, unlinked])
     result = _validate(SILVER_GENOTYPES, frame, samples=manifest)
-    assert _failed(result) == {}
+    assert failed(result) == {}
     (share,) = [o for o in result.outcomes if o.column == "person_key" and "99%" in o.description]
     assert (share.success, share.unexpected_count, share.unexpected_percent) == (
         True,
@@ -1053,5 +1030,5 @@ def test_a_manifest_without_the_sample_fails_silver_and_warns_in_bronze():
     bronze = _validate(BRONZE_GENOTYPES, samples=manifest)
     silver = _validate(SILVER_GENOTYPES, samples=manifest)
     description = "every sample_id is the sample_id of a row of bronze/genomics/samples"
-    assert bronze.success and _failed(bronze) == {description: 4}
-    assert not silver.success and _failed(silver) == {description: 4}
+    assert bronze.success and failed(bronze) == {description: 4}
+    assert not silver.success and failed(silver) == {description: 4}

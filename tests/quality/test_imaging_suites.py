@@ -19,7 +19,6 @@ from mcp_catalog.governance.imaging import IMAGING_VIEWS
 from mcp_catalog.governance.views import ViewContext, build_view
 from quality.freshness import freshness_status, sla_for
 from quality.rejects import REJECT_THRESHOLDS, reject_ratio
-from quality.results import SuiteResult
 from quality.suite_tables import IMAGING_SUITE_TABLES
 from quality.suites import SUITE_TABLES, references_for, suite_for
 from quality.suites.gold import FORBIDDEN_COLUMNS
@@ -38,6 +37,7 @@ from quality.suites.imaging import (
 )
 from quality.validation import validate_table
 from quality.valuesets import MODALITY
+from tests.quality.frames import failed, set_row, validator
 
 INSTANCES = "bronze/imaging/instances"
 ORDERS = "bronze/imaging/orders"
@@ -452,33 +452,11 @@ REFERENCES: dict[str, Callable[[], pl.DataFrame]] = {
 }
 
 
-def _validate(table: str, frame: pl.DataFrame | None = None, **refs: pl.DataFrame) -> SuiteResult:
-    """Validate ``frame`` (default: the table's good frame) with good references, some of
-    which ``refs`` replaces (keyed by the path's last part)."""
-    references = {
-        path: refs.get(path.rpartition("/")[2], REFERENCES[path]())
-        for path in references_for(table)
-    }
-    return validate_table(table, GOOD[table]() if frame is None else frame, references=references)
-
-
-def _failed(result: SuiteResult) -> dict[str, int | None]:
-    return {o.description: o.unexpected_count for o in (*result.errors, *result.warnings)}
-
-
-def _set(frame: pl.DataFrame, row: int, /, **values: object) -> pl.DataFrame:
-    """``frame`` with row ``row``'s columns set to ``values``, dtypes kept."""
-    return frame.with_columns(
-        pl.when(pl.int_range(pl.len()) == row)
-        .then(pl.lit(value, dtype=frame.schema[column]))
-        .otherwise(pl.col(column))
-        .alias(column)
-        for column, value in values.items()
-    )
+_validate = validator(GOOD, REFERENCES)
 
 
 def _header(frame: pl.DataFrame, row: int, header: dict[str, object]) -> pl.DataFrame:
-    return _set(frame, row, header_json=json.dumps(header))
+    return set_row(frame, row, header_json=json.dumps(header))
 
 
 def _first_header(**extra: object) -> dict[str, object]:
@@ -589,12 +567,12 @@ def _uid_rows(uids: tuple[str, ...]) -> pl.DataFrame:
 
 
 def test_valid_uids_pass_in_great_expectations():
-    assert _failed(_validate(INSTANCES, _uid_rows(VALID_UIDS))) == {}
+    assert failed(_validate(INSTANCES, _uid_rows(VALID_UIDS))) == {}
 
 
 def test_invalid_uids_fail_in_great_expectations():
     result = _validate(INSTANCES, _uid_rows(INVALID_UIDS))
-    assert _failed(result) == {
+    assert failed(result) == {
         "sop_instance_uid is a DICOM UID (digits and dots, no leading zeros, at most 64 "
         "characters)": len(INVALID_UIDS)
     }
@@ -709,7 +687,7 @@ def _no_bulk(_: object) -> str:
 def test_each_imaging_suite_passes_on_a_good_frame(table):
     frame = GOOD[table]()
     result = _validate(table, frame)
-    assert _failed(result) == {}
+    assert failed(result) == {}
     assert result.success and result.rows == frame.height
     assert [o.description for o in result.outcomes] == [
         c.description for c in suite_for(table).checks
@@ -742,12 +720,12 @@ def test_the_catalogs_imaging_views_built_from_good_silver_pass_the_gold_suites(
     assert [tables[t].height for t in (GOLD_STUDIES, GOLD_SERIES, GOLD_INSTANCES)] == [2, 2, 3]
     for table in (GOLD_STUDIES, GOLD_SERIES, GOLD_INSTANCES):
         references = {r: tables[r] for r in references_for(table)}
-        assert _failed(validate_table(table, tables[table], references=references)) == {}, table
+        assert failed(validate_table(table, tables[table], references=references)) == {}, table
 
 
 @pytest.mark.parametrize("table", IMAGING_SUITE_TABLES)
 def test_each_imaging_suite_passes_on_an_empty_table(table):
-    assert _failed(_validate(table, GOOD[table]().clear())) == {}
+    assert failed(_validate(table, GOOD[table]().clear())) == {}
 
 
 # --- one defect, one failed expectation ----------------------------------------------------
@@ -771,109 +749,109 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         INSTANCES,
         "the same instance in two batches (only a warning)",
-        lambda f: _set(f, 2, sop_instance_uid=SOP_1),
+        lambda f: set_row(f, 2, sop_instance_uid=SOP_1),
         {"no SOP instance arrives twice (silver keeps one row per sop_instance_uid)": 2},
     ),
     (
         INSTANCES,
         "an upper-case hash",
-        lambda f: _set(f, 0, sha256=_sha("a1").upper()),
+        lambda f: set_row(f, 0, sha256=_sha("a1").upper()),
         {"sha256 is 64 lowercase hex characters": 1},
     ),
     (
         INSTANCES,
         "an empty file",
-        lambda f: _set(f, 1, size_bytes=0),
+        lambda f: set_row(f, 1, size_bytes=0),
         {"size_bytes is positive (no empty file is an instance)": 1},
     ),
     (
         INSTANCES,
         "a study UID component with a leading zero",
-        lambda f: _set(f, 2, study_instance_uid="1.2.826.0.1.03"),
+        lambda f: set_row(f, 2, study_instance_uid="1.2.826.0.1.03"),
         {UID_SYNTAX.format("study_instance_uid"): 1},
     ),
     (
         INSTANCES,
         "a frame of reference UID of 65 characters",
-        lambda f: _set(f, 0, frame_of_reference_uid="1." + "2" * 63),
+        lambda f: set_row(f, 0, frame_of_reference_uid="1." + "2" * 63),
         {UID_SYNTAX.format("frame_of_reference_uid"): 1},
     ),
     (
         INSTANCES,
         "a transfer syntax UID with a letter",
-        lambda f: _set(f, 3, transfer_syntax_uid="1.2.840.10008.1.2.x"),
+        lambda f: set_row(f, 3, transfer_syntax_uid="1.2.840.10008.1.2.x"),
         {UID_SYNTAX.format("transfer_syntax_uid"): 1},
     ),
     (
         INSTANCES,
         "a hashed SOP class UID",
-        lambda f: _set(f, 3, sop_class_uid=_sha("class")),
+        lambda f: set_row(f, 3, sop_class_uid=_sha("class")),
         {UID_SYNTAX.format("sop_class_uid"): 1},
     ),
     (
         INSTANCES,
         "no series UID",
-        lambda f: _set(f, 3, series_instance_uid=None),
+        lambda f: set_row(f, 3, series_instance_uid=None),
         {"series_instance_uid is set on every row": 1},
     ),
     (
         INSTANCES,
         "an image of zero rows",
-        lambda f: _set(f, 0, rows=0),
+        lambda f: set_row(f, 0, rows=0),
         {"rows is positive where present": 1},
     ),
     (
         INSTANCES,
         "zero frames",
-        lambda f: _set(f, 2, number_of_frames=0),
+        lambda f: set_row(f, 2, number_of_frames=0),
         {"number_of_frames is positive where present": 1},
     ),
     (
         INSTANCES,
         "more bits stored than allocated",
-        lambda f: _set(f, 0, bits_stored=17),
+        lambda f: set_row(f, 0, bits_stored=17),
         {"bits_stored is at most bits_allocated": 1},
     ),
     (
         INSTANCES,
         "a retired modality (only a warning in bronze)",
-        lambda f: _set(f, 3, modality="DD"),
+        lambda f: set_row(f, 3, modality="DD"),
         {"modality holds only DICOM modality codes": 1},
     ),
     (
         INSTANCES,
         "a burned-in flag in lower case",
-        lambda f: _set(f, 3, burned_in_annotation="yes"),
+        lambda f: set_row(f, 3, burned_in_annotation="yes"),
         {"burned_in_annotation holds only Burned In Annotation (YES or NO) codes": 1},
     ),
     (
         INSTANCES,
         "a study date in the future (only a warning)",
-        lambda f: _set(f, 2, study_date=FUTURE),
+        lambda f: set_row(f, 2, study_date=FUTURE),
         {"study_date is not in the future": 1},
     ),
     (
         INSTANCES,
         "a reader warning (only a warning)",
-        lambda f: _set(f, 1, warnings=["PatientAge does not parse"]),
+        lambda f: set_row(f, 1, warnings=["PatientAge does not parse"]),
         {"every file was read without reader warnings (e.g. a value that does not parse)": 1},
     ),
     (
         INSTANCES,
         "a file outside its batch",
-        lambda f: _set(f, 1, source_file="batch-003/a2"),
+        lambda f: set_row(f, 1, source_file="batch-003/a2"),
         {"source_file lies in its batch (starts with the batch's folder or zip name)": 1},
     ),
     (
         INSTANCES,
         "a negative count of private elements",
-        lambda f: _set(f, 0, n_private_elements=-1),
+        lambda f: set_row(f, 0, n_private_elements=-1),
         {"n_private_elements is a count (not negative)": 1},
     ),
     (
         INSTANCES,
         "no header",
-        lambda f: _set(f, 0, header_json=None),
+        lambda f: set_row(f, 0, header_json=None),
         {"header_json is set on every row": 1},
     ),
     (
@@ -896,49 +874,49 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         ORDERS,
         "an accession number ordered twice",
-        lambda f: _set(f, 1, accession_number="ACC0001"),
+        lambda f: set_row(f, 1, accession_number="ACC0001"),
         {"accession_number is unique": 2},
     ),
     (
         ORDERS,
         "no patient id",
-        lambda f: _set(f, 0, patient_id=None),
+        lambda f: set_row(f, 0, patient_id=None),
         {"patient_id is set on every row": 1},
     ),
     (
         ORDERS,
         "no MRN",
-        lambda f: _set(f, 0, mrn=None),
+        lambda f: set_row(f, 0, mrn=None),
         {"mrn is set on every row": 1},
     ),
     (
         ORDERS,
         "no encounter",
-        lambda f: _set(f, 1, encounter_id=None),
+        lambda f: set_row(f, 1, encounter_id=None),
         {"encounter_id is set on every row (else the study links to no visit)": 1},
     ),
     (
         ORDERS,
         "an encounter id with a space",
-        lambda f: _set(f, 1, encounter_id="enc 2"),
+        lambda f: set_row(f, 1, encounter_id="enc 2"),
         {"encounter_id is a FHIR id (1-64 of A-Z a-z 0-9 - .)": 1},
     ),
     (
         ORDERS,
         "a lab MRN (only a warning)",
-        lambda f: _set(f, 0, mrn="LAB00000101"),
+        lambda f: set_row(f, 0, mrn="LAB00000101"),
         {"mrn has the EHR's MRN shape (else the order links to nobody)": 1},
     ),
     (
         ORDERS,
         "an unknown modality (only a warning)",
-        lambda f: _set(f, 0, modality="CAT"),
+        lambda f: set_row(f, 0, modality="CAT"),
         {"modality holds only DICOM modality codes": 1},
     ),
     (
         ORDERS,
         "an order in the future (only a warning)",
-        lambda f: _set(f, 0, ordered_at=datetime.now(UTC) + timedelta(days=3)),
+        lambda f: set_row(f, 0, ordered_at=datetime.now(UTC) + timedelta(days=3)),
         {"ordered_at is not in the future": 1},
     ),
     (
@@ -960,25 +938,25 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         BATCHES,
         "a file neither written nor rejected",
-        lambda f: _set(f, 1, files=4),
+        lambda f: set_row(f, 1, files=4),
         {"files is instances plus rejected (each file is one instance or one reject)": 1},
     ),
     (
         BATCHES,
         "a negative reject count",
-        lambda f: _set(f, 0, rejected=-1, files=1),
+        lambda f: set_row(f, 0, rejected=-1, files=1),
         {"rejected is a count (not negative)": 1},
     ),
     (
         BATCHES,
         "a malformed hash",
-        lambda f: _set(f, 0, content_sha256="abc"),
+        lambda f: set_row(f, 0, content_sha256="abc"),
         {"content_sha256 is 64 lowercase hex characters": 1},
     ),
     (
         BATCHES,
         "no write time",
-        lambda f: _set(f, 0, source_modified_at=None),
+        lambda f: set_row(f, 0, source_modified_at=None),
         {"source_modified_at is set on every row": 1},
     ),
     # silver instances
@@ -991,62 +969,62 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         SILVER_INSTANCES,
         "a linked instance without a person",
-        lambda f: _set(f, 0, person_key=None),
+        lambda f: set_row(f, 0, person_key=None),
         {"person_key is set wherever link_status is linked": 1},
     ),
     (
         SILVER_INSTANCES,
         "an unknown patient linked to a person",
-        lambda f: _set(f, 3, person_key=PERSON_2),
+        lambda f: set_row(f, 3, person_key=PERSON_2),
         {"person_key is empty where the PatientID is unknown (unknown_patient)": 1},
     ),
     (
         SILVER_INSTANCES,
         "an encounter on an unordered instance",
-        lambda f: _set(f, 2, encounter_id=ENCOUNTER_2),
+        lambda f: set_row(f, 2, encounter_id=ENCOUNTER_2),
         {"encounter_id is set only where link_status is linked": 1},
     ),
     (
         SILVER_INSTANCES,
         "an encounter the EHR does not have",
-        lambda f: _set(f, 1, encounter_id="enc-9999"),
+        lambda f: set_row(f, 1, encounter_id="enc-9999"),
         {"every encounter_id is the id of a row of silver/ehr/encounters": 1},
     ),
     (
         SILVER_INSTANCES,
         "an unknown link status",
-        lambda f: _set(f, 2, link_status="probable"),
+        lambda f: set_row(f, 2, link_status="probable"),
         {"link_status holds only imaging link status codes": 1},
     ),
     (
         SILVER_INSTANCES,
         "no link status",
-        lambda f: _set(f, 2, link_status=None),
+        lambda f: set_row(f, 2, link_status=None),
         {"link_status is set on every row": 1},
     ),
     (
         SILVER_INSTANCES,
         "a person_key not minted by the crosswalk",
-        lambda f: _set(f, 2, person_key="person-2"),
+        lambda f: set_row(f, 2, person_key="person-2"),
         {"person_key is a 32-hex random key": 1},
     ),
     (
         SILVER_INSTANCES,
         "a retired modality (an error in silver)",
-        lambda f: _set(f, 3, modality="DD"),
+        lambda f: set_row(f, 3, modality="DD"),
         {"modality holds only DICOM modality codes": 1},
     ),
     (
         SILVER_INSTANCES,
         "a SOP instance UID with a trailing space",
-        lambda f: _set(f, 0, sop_instance_uid=SOP_1 + " "),
+        lambda f: set_row(f, 0, sop_instance_uid=SOP_1 + " "),
         {UID_SYNTAX.format("sop_instance_uid"): 1},
     ),
     # silver series
     (
         SILVER_SERIES,
         "a series whose instances disagree on the modality",
-        lambda f: _set(f, 0, modality=None, modalities=["CT", "PR"], n_modalities=2),
+        lambda f: set_row(f, 0, modality=None, modalities=["CT", "PR"], n_modalities=2),
         {"every series has one modality (n_modalities is 1: its instances agree)": 1},
     ),
     (
@@ -1058,7 +1036,7 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         SILVER_SERIES,
         "a series of a study silver does not have",
-        lambda f: _set(f, 1, study_instance_uid=ROOT + "7"),
+        lambda f: set_row(f, 1, study_instance_uid=ROOT + "7"),
         {
             "every study_instance_uid is the study_instance_uid of a row of "
             "silver/imaging/dicom_studies": 1
@@ -1067,44 +1045,44 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         SILVER_SERIES,
         "a series without instances",
-        lambda f: _set(f, 1, n_instances=0),
+        lambda f: set_row(f, 1, n_instances=0),
         {"n_instances is positive where present": 1},
     ),
     (
         SILVER_SERIES,
         "more instances excluded than there are",
-        lambda f: _set(f, 2, n_excluded=2),
+        lambda f: set_row(f, 2, n_excluded=2),
         {"n_excluded is at most n_instances": 1},
     ),
     (
         SILVER_SERIES,
         "a burned-in instance left in",
-        lambda f: _set(f, 2, n_excluded=0),
+        lambda f: set_row(f, 2, n_excluded=0),
         {"n_burned_in is at most n_excluded (burned-in instances are left out)": 1},
     ),
     (
         SILVER_SERIES,
         "an unknown modality",
-        lambda f: _set(f, 1, modality="MRI", modalities=["MRI"]),
+        lambda f: set_row(f, 1, modality="MRI", modalities=["MRI"]),
         {"modality holds only DICOM modality codes": 1},
     ),
     (
         SILVER_SERIES,
         "a negative frame count",
-        lambda f: _set(f, 1, n_frames=-3),
+        lambda f: set_row(f, 1, n_frames=-3),
         {"n_frames is a count (not negative)": 1},
     ),
     (
         SILVER_SERIES,
         "a series UID with an empty component",
-        lambda f: _set(f, 0, series_instance_uid=ROOT + ".1"),
+        lambda f: set_row(f, 0, series_instance_uid=ROOT + ".1"),
         {UID_SYNTAX.format("series_instance_uid"): 1},
     ),
     # silver studies
     (
         SILVER_STUDIES,
         "a study UID shared by two patients",
-        lambda f: _set(f, 0, n_patient_ids=2),
+        lambda f: set_row(f, 0, n_patient_ids=2),
         {
             "no study names two PatientIDs (n_patient_ids is at most 1: no StudyInstanceUID "
             "is shared across patients)": 1
@@ -1113,13 +1091,13 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         SILVER_STUDIES,
         "a study without a PatientID",
-        lambda f: _set(f, 0, n_patient_ids=0),
+        lambda f: set_row(f, 0, n_patient_ids=0),
         {"every study names a PatientID (else it cannot be linked to a person)": 1},
     ),
     (
         SILVER_STUDIES,
         "a study of two people",
-        lambda f: _set(f, 1, n_persons=2),
+        lambda f: set_row(f, 1, n_persons=2),
         {"every study belongs to at most one person (n_persons is 0 or 1)": 1},
     ),
     (
@@ -1131,44 +1109,44 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         SILVER_STUDIES,
         "a primary modality the study does not have",
-        lambda f: _set(f, 1, primary_modality="CT"),
+        lambda f: set_row(f, 1, primary_modality="CT"),
         {"primary_modality is one of the study's modalities": 1},
     ),
     (
         SILVER_STUDIES,
         "an unknown primary modality",
-        lambda f: _set(f, 2, primary_modality="XRAY", modalities=["XRAY"]),
+        lambda f: set_row(f, 2, primary_modality="XRAY", modalities=["XRAY"]),
         {"primary_modality holds only DICOM modality codes": 1},
     ),
     (
         SILVER_STUDIES,
         "a linked study without a person",
-        lambda f: _set(f, 0, person_key=None),
+        lambda f: set_row(f, 0, person_key=None),
         {"person_key is set wherever link_status is linked": 1},
     ),
     (
         SILVER_STUDIES,
         "an encounter the EHR does not have",
-        lambda f: _set(f, 0, encounter_id="enc-9999"),
+        lambda f: set_row(f, 0, encounter_id="enc-9999"),
         {"every encounter_id is the id of a row of silver/ehr/encounters": 1},
     ),
     (
         SILVER_STUDIES,
         "more series than instances",
-        lambda f: _set(f, 0, n_series=3),
+        lambda f: set_row(f, 0, n_series=3),
         {"n_series is at most n_instances": 1},
     ),
     (
         SILVER_STUDIES,
         "a study date in the future (only a warning)",
-        lambda f: _set(f, 0, study_date=FUTURE),
+        lambda f: set_row(f, 0, study_date=FUTURE),
         {"study_date is not in the future": 1},
     ),
     # gold studies
     (
         GOLD_STUDIES,
         "the original study UID",
-        lambda f: _set(f, 0, study_uid=STUDY_1),
+        lambda f: set_row(f, 0, study_uid=STUDY_1),
         {
             "study_uid is a remapped UID (2.25. and an integer, a valid UID)": 1,
             "no study_uid is an original UID of silver/imaging/dicom_studies": 1,
@@ -1177,7 +1155,7 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         GOLD_STUDIES,
         "a UID under another root",
-        lambda f: _set(f, 1, study_uid=ROOT + "99"),
+        lambda f: set_row(f, 1, study_uid=ROOT + "99"),
         {"study_uid is a remapped UID (2.25. and an integer, a valid UID)": 1},
     ),
     (
@@ -1189,13 +1167,13 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         GOLD_STUDIES,
         "a person outside the patients view",
-        lambda f: _set(f, 1, person_pseudonym=OTHER_PERSON),
+        lambda f: set_row(f, 1, person_pseudonym=OTHER_PERSON),
         {"every person_pseudonym is the person_pseudonym of a row of gold/research/patients": 1},
     ),
     (
         GOLD_STUDIES,
         "an encounter key of the wrong shape",
-        lambda f: _set(f, 0, encounter_key="E-123"),
+        lambda f: set_row(f, 0, encounter_key="E-123"),
         {
             "encounter_key is a keyed pseudonym (E- and 20 hex characters)": 1,
             "every encounter_key is the record_key of a row of gold/research/encounters": 1,
@@ -1204,13 +1182,13 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         GOLD_STUDIES,
         "unsorted modalities",
-        lambda f: _set(f, 0, modalities="SR,CT"),
+        lambda f: set_row(f, 0, modalities="SR,CT"),
         {"modalities lists distinct DICOM modality codes, sorted, comma-separated": 1},
     ),
     (
         GOLD_STUDIES,
         "a primary modality the study does not have",
-        lambda f: _set(f, 1, primary_modality="CT"),
+        lambda f: set_row(f, 1, primary_modality="CT"),
         {"primary_modality is one of the study's modalities": 1},
     ),
     (
@@ -1222,20 +1200,20 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         GOLD_STUDIES,
         "an MRN in the body part",
-        lambda f: _set(f, 0, body_part="MRN00000101"),
+        lambda f: set_row(f, 0, body_part="MRN00000101"),
         {"no text value looks like an MRN": 1},
     ),
     (
         GOLD_STUDIES,
         "a study without series",
-        lambda f: _set(f, 1, n_series=0),
+        lambda f: set_row(f, 1, n_series=0),
         {"n_series is positive where present": 1},
     ),
     # gold series
     (
         GOLD_SERIES,
         "the original series UID",
-        lambda f: _set(f, 0, series_uid=SERIES_1),
+        lambda f: set_row(f, 0, series_uid=SERIES_1),
         {
             "series_uid is a remapped UID (2.25. and an integer, a valid UID)": 1,
             "no series_uid is an original UID of silver/imaging/dicom_series": 1,
@@ -1244,7 +1222,7 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         GOLD_SERIES,
         "the original study UID",
-        lambda f: _set(f, 1, study_uid=STUDY_2),
+        lambda f: set_row(f, 1, study_uid=STUDY_2),
         {
             "study_uid is a remapped UID (2.25. and an integer, a valid UID)": 1,
             "no study_uid is an original UID of silver/imaging/dicom_series": 1,
@@ -1254,25 +1232,25 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         GOLD_SERIES,
         "a series of a study the view left out",
-        lambda f: _set(f, 1, study_uid=remapped(STUDY_3)),
+        lambda f: set_row(f, 1, study_uid=remapped(STUDY_3)),
         {"every study_uid is the study_uid of a row of gold/research/imaging_studies": 1},
     ),
     (
         GOLD_SERIES,
         "a pixel spacing of zero",
-        lambda f: _set(f, 0, pixel_spacing_mm=0.0),
+        lambda f: set_row(f, 0, pixel_spacing_mm=0.0),
         {"pixel_spacing_mm is above zero where present (a row spacing in mm)": 1},
     ),
     (
         GOLD_SERIES,
         "an unknown modality",
-        lambda f: _set(f, 0, modality="CAT"),
+        lambda f: set_row(f, 0, modality="CAT"),
         {"modality holds only DICOM modality codes": 1},
     ),
     (
         GOLD_SERIES,
         "a series left empty",
-        lambda f: _set(f, 1, n_instances=0),
+        lambda f: set_row(f, 1, n_instances=0),
         {"n_instances is positive where present": 1},
     ),
     (
@@ -1284,7 +1262,7 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         GOLD_SERIES,
         "a pseudonym of the wrong shape",
-        lambda f: _set(f, 0, person_pseudonym="P-XYZ"),
+        lambda f: set_row(f, 0, person_pseudonym="P-XYZ"),
         {
             "person_pseudonym is a keyed pseudonym (P- and 20 hex characters)": 1,
             "every person_pseudonym is the person_pseudonym of a row of gold/research/patients": 1,
@@ -1294,7 +1272,7 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         GOLD_INSTANCES,
         "the original SOP instance UID",
-        lambda f: _set(f, 0, sop_uid=SOP_1),
+        lambda f: set_row(f, 0, sop_uid=SOP_1),
         {
             "sop_uid is a remapped UID (2.25. and an integer, a valid UID)": 1,
             "no sop_uid is an original UID of silver/imaging/dicom_instances": 1,
@@ -1310,7 +1288,7 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         GOLD_INSTANCES,
         "an instance of a series the view left out",
-        lambda f: _set(f, 2, series_uid=remapped(SERIES_3)),
+        lambda f: set_row(f, 2, series_uid=remapped(SERIES_3)),
         {
             "every series_uid is the series_uid of a row of gold/research/imaging_series": 1,
             "header_json's SOP instance, series and study UIDs are the row's remapped UIDs": 1,
@@ -1364,7 +1342,7 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         GOLD_INSTANCES,
         "a header that is not JSON",
-        lambda f: _set(f, 1, header_json="not json"),
+        lambda f: set_row(f, 1, header_json="not json"),
         {
             "header_json has no private tag and no value for an attribute the Basic Profile "
             "removes or empties (every action but D and U; dates kept shifted)": 1,
@@ -1381,13 +1359,13 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
     (
         GOLD_INSTANCES,
         "a malformed transfer syntax UID",
-        lambda f: _set(f, 0, transfer_syntax_uid="1.2.840.10008.1.2.01"),
+        lambda f: set_row(f, 0, transfer_syntax_uid="1.2.840.10008.1.2.01"),
         {UID_SYNTAX.format("transfer_syntax_uid"): 1},
     ),
     (
         GOLD_INSTANCES,
         "zero frames",
-        lambda f: _set(f, 2, number_of_frames=0),
+        lambda f: set_row(f, 2, number_of_frames=0),
         {"number_of_frames is positive where present": 1},
     ),
 ]
@@ -1399,7 +1377,7 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
 )
 def test_a_single_defect_fails_the_expectation_that_names_it(table, mutate, expected):
     result = _validate(table, mutate(GOOD[table]()))
-    assert _failed(result) == expected
+    assert failed(result) == expected
     severities = {o.description: o.severity for o in result.outcomes}
     assert result.success is all(severities[d] == "warning" for d in expected)
 
@@ -1410,7 +1388,7 @@ def test_the_gold_uid_checks_read_the_silver_originals():
         pl.col("study_instance_uid").map_elements(remapped, return_dtype=pl.String())
     )
     result = _validate(GOLD_STUDIES, dicom_studies=silver)
-    assert _failed(result) == {"no study_uid is an original UID of silver/imaging/dicom_studies": 2}
+    assert failed(result) == {"no study_uid is an original UID of silver/imaging/dicom_studies": 2}
 
 
 @pytest.mark.parametrize(
