@@ -12,13 +12,15 @@ from mcp_catalog.governance.imaging import IMAGING_VIEWS, INSTANCES, SERIES, STU
 from mcp_catalog.governance.views import RESEARCH_VIEWS, ViewContext, build_view
 from mcp_catalog.lint import lint_text
 from mcp_catalog.policy import load_policy
+from quality.suites.imaging import SERIES_DTYPES, STUDY_DTYPES
 
 KEY = bytes(range(32))
 DATE_KEY = bytes(range(32, 64))
 UID_KEY = bytes(range(64, 96))
 VIEWS = {spec.name: spec for spec in IMAGING_VIEWS}
 
-# The silver tables as the imaging contract (section 3) lays them out.
+# The silver tables: instances with the columns the views read; series and studies as the
+# silver quality suites hold them.
 INSTANCE_SCHEMA = {
     "source_file": pl.String(),
     "sop_instance_uid": pl.String(),
@@ -42,51 +44,8 @@ INSTANCE_SCHEMA = {
     "encounter_id": pl.String(),
     "link_status": pl.String(),
 }
-SERIES_SCHEMA = {
-    "series_instance_uid": pl.String(),
-    "study_instance_uid": pl.String(),
-    "person_key": pl.String(),
-    "modality": pl.String(),
-    "modalities": pl.List(pl.String()),
-    "n_modalities": pl.Int64(),
-    "body_part_examined": pl.String(),
-    "laterality": pl.String(),
-    "series_number": pl.Int64(),
-    "series_description": pl.String(),
-    "series_date": pl.Date(),
-    "manufacturer": pl.String(),
-    "manufacturer_model_name": pl.String(),
-    "sop_class_uid": pl.String(),
-    "sop_class_name": pl.String(),
-    "rows": pl.Int64(),
-    "columns": pl.Int64(),
-    "pixel_spacing": pl.List(pl.Float64()),
-    "slice_thickness": pl.Float64(),
-    "contrast_bolus_agent": pl.String(),
-    "n_instances": pl.Int64(),
-    "n_frames": pl.Int64(),
-    "n_burned_in": pl.Int64(),
-    "n_excluded": pl.Int64(),
-    "has_pixels": pl.Boolean(),
-}
-STUDY_SCHEMA = {
-    "study_instance_uid": pl.String(),
-    "person_key": pl.String(),
-    "encounter_id": pl.String(),
-    "link_status": pl.String(),
-    "patient_id": pl.String(),
-    "accession_number": pl.String(),
-    "study_date": pl.Date(),
-    "study_time": pl.String(),
-    "study_description": pl.String(),
-    "modalities": pl.List(pl.String()),
-    "primary_modality": pl.String(),
-    "body_part_examined": pl.String(),
-    "n_series": pl.Int64(),
-    "n_instances": pl.Int64(),
-    "n_patient_ids": pl.Int64(),
-    "n_persons": pl.Int64(),
-}
+SERIES_SCHEMA = SERIES_DTYPES
+STUDY_SCHEMA = STUDY_DTYPES
 
 CT, US, SR, OT, MR = (
     "1.2.840.10008.5.1.4.1.1.2",
