@@ -16,6 +16,7 @@ from pipelines.manifests import ManifestError
 from pipelines.metadata import freshness_policy, write_metadata
 from pipelines.research import CROSSWALK_PATH, research_view_asset
 from pipelines.resources import LakeResource, LandingResource
+from pipelines.sensors import landing_sensor_result
 from quality.lineage import LineageDataset
 
 GROUP = "genomics"
@@ -306,22 +307,8 @@ genomics_file_job = dg.define_asset_job(
 )
 def genomics_landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource):
     folder = landing.silo("genomics")
-    seen = dict(
-        line.split("\t", 1) for line in (context.cursor or "").splitlines() if "\t" in line
-    )
-    known = set(context.instance.get_dynamic_partitions(vcf_files.name))
-    current: dict[str, str] = {}
-    requests = []
+    current = {}
     for path in genomics.scan_paths(folder):
-        name = path.relative_to(folder).as_posix()
         stat = path.stat()
-        stamp = f"{stat.st_size}:{stat.st_mtime_ns}"
-        current[name] = stamp
-        if seen.get(name) != stamp:
-            requests.append(dg.RunRequest(partition_key=name, run_key=f"{name}@{stamp}"))
-    new = sorted(set(current) - known)
-    return dg.SensorResult(
-        run_requests=requests,
-        dynamic_partitions_requests=[vcf_files.build_add_request(new)] if new else [],
-        cursor="\n".join(f"{name}\t{stamp}" for name, stamp in sorted(current.items())),
-    )
+        current[path.relative_to(folder).as_posix()] = f"{stat.st_size}:{stat.st_mtime_ns}"
+    return landing_sensor_result(context, vcf_files, current)

@@ -17,6 +17,7 @@ from pipelines.manifests import ManifestError
 from pipelines.metadata import freshness_policy, write_metadata
 from pipelines.research import CROSSWALK_PATH, research_view_asset
 from pipelines.resources import LakeResource, LandingResource
+from pipelines.sensors import landing_sensor_result
 from quality.lineage import LineageDataset
 
 GROUP = "imaging"
@@ -313,20 +314,5 @@ imaging_batch_job = dg.define_asset_job(
 )
 def imaging_landing_sensor(context: dg.SensorEvaluationContext, landing: LandingResource):
     folder = landing.silo("imaging")
-    seen = dict(
-        line.split("\t", 1) for line in (context.cursor or "").splitlines() if "\t" in line
-    )
-    known = set(context.instance.get_dynamic_partitions(dicom_batches.name))
-    current: dict[str, str] = {}
-    requests = []
-    for path in imaging.scan_batches(folder):
-        stamp = imaging.batch_stamp(path).stamp
-        current[path.name] = stamp
-        if seen.get(path.name) != stamp:
-            requests.append(dg.RunRequest(partition_key=path.name, run_key=f"{path.name}@{stamp}"))
-    new = sorted(set(current) - known)
-    return dg.SensorResult(
-        run_requests=requests,
-        dynamic_partitions_requests=[dicom_batches.build_add_request(new)] if new else [],
-        cursor="\n".join(f"{name}\t{stamp}" for name, stamp in sorted(current.items())),
-    )
+    current = {path.name: imaging.batch_stamp(path).stamp for path in imaging.scan_batches(folder)}
+    return landing_sensor_result(context, dicom_batches, current)
