@@ -19,6 +19,7 @@ import pyarrow as pa
 from connectors.dicom import instance_schema, iter_dicom_batches
 from connectors.result import empty_rejects
 from mcp_catalog.governance.dicom_deid import excluded_expr
+from mcp_catalog.governance.imaging import NON_PRIMARY_MODALITIES
 from pipelines.ehr import INGEST_COLUMNS, REJECTS_SCHEMA
 from pipelines.lake import Lake, WriteOutcome
 from pipelines.manifests import blank, read_manifest, unparsed
@@ -84,10 +85,6 @@ PatientID, whose MRN is a known person), ``no_order`` (no order has its accessio
 comes from other orders of its PatientID, and no encounter is known), ``unknown_patient`` (no
 order names its PatientID with a known MRN), ``patient_mismatch`` (its accession is an order
 of another PatientID: which person it is cannot be decided)."""
-
-NON_IMAGE_MODALITIES: tuple[str, ...] = ("SR", "SEG", "PR", "KO", "REG", "RTSTRUCT", "DOC")
-"""Modalities of objects that describe images rather than being images: a study's primary
-modality is chosen among the others when it has any."""
 
 SILVER_ONLY = ("person_key", "encounter_id", "link_status")
 
@@ -441,7 +438,7 @@ def series_table(instances: pl.DataFrame) -> pl.DataFrame:
 
 
 def _primary_modality() -> pl.Expr:
-    images = pl.col("modality").filter(~pl.col("modality").is_in(NON_IMAGE_MODALITIES))
+    images = pl.col("modality").filter(~pl.col("modality").is_in(NON_PRIMARY_MODALITIES))
     image_mode = images.drop_nulls().sort().mode().sort().first()
     any_mode = pl.col("modality").drop_nulls().sort().mode().sort().first()
     return (

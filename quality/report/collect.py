@@ -1,10 +1,11 @@
 """Collect what the compliance report shows from a lake: logs, manifest and metadata tables.
 
 The collector reads Delta transaction logs (row counts, versions, commit times), the catalog
-manifest, and three tables that hold no clinical values: the files ledger
-(``bronze/<silo>/files``), the quarantine (``_rejects/...``, counted by reason) and the quality
-history (``_quality/results``). It never reads a row of any other table, and from the logs it
-takes ``num_records`` and ``size_bytes`` only, never the min/max statistics.
+manifest, and three tables that hold no clinical values: the silos' ledgers of landed
+sources (``bronze/<silo>/files``, ``vcf_files``, ``batches``), the quarantine
+(``_rejects/...``, counted by reason) and the quality history (``_quality/results``). It
+never reads a row of any other table, and from the logs it takes ``num_records`` and
+``size_bytes`` only, never the min/max statistics.
 """
 
 import json
@@ -365,9 +366,24 @@ def _with_manifest_quality(
     return tuple(sorted((*suites, *extra), key=lambda s: (s.table, s.suite)))
 
 
+LEDGERS: dict[str, dict[str, str]] = {
+    "files": {},
+    "vcf_files": {"rejected": "rejects"},
+    "batches": {
+        "batch": "source_file",
+        "content_sha256": "source_sha256",
+        "instances": "records",
+        "rejected": "rejects",
+    },
+}
+"""The bronze tables that are a silo's ledger of landed sources (``bronze/<silo>/<name>``),
+with the renames of their columns to the files ledger's: the EHR's files, the VCFs, the
+DICOM batches."""
+
+
 def _is_ledger(table: TableInfo) -> bool:
     parts = table.path.split("/")
-    return table.layer == "bronze" and len(parts) == 3 and parts[2] == "files" and not table.error
+    return table.layer == "bronze" and len(parts) == 3 and parts[2] in LEDGERS and not table.error
 
 
 def _ledger_rows(root: Path, path: str, notes: list[str]) -> list[SourceFile]:
@@ -380,7 +396,10 @@ def _ledger_rows(root: Path, path: str, notes: list[str]) -> list[SourceFile]:
         "ingested_at",
         "source_modified_at",
     )
-    frame = _read_columns(root, path, wanted)
+    renames = LEDGERS.get(path.split("/")[2], {})
+    frame = _read_columns(root, path, [*wanted, *renames]).rename(
+        lambda name: renames.get(name, name)
+    )
     if "source_file" not in frame.columns:
         notes.append(f"{path} has no source_file column; not read as a files ledger.")
         return []
