@@ -5,14 +5,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 
 from connectors.errors import ConnectorError
 from mcp_catalog.governance.genomics import GENOMIC_VIEWS
 from pipelines import genomics
 from pipelines.landing import landing_file
-from pipelines.lineage import asset_lineage, job_name, table_input, table_output
-from pipelines.manifests import ManifestError
+from pipelines.lineage import asset_lineage, table_input, table_output
+from pipelines.manifest_asset import ManifestFeed, land_manifest
 from pipelines.metadata import freshness_policy, write_metadata
 from pipelines.research import CROSSWALK_PATH, research_view_asset
 from pipelines.resources import LakeResource, LandingResource
@@ -129,6 +128,19 @@ def bronze_genomics(
         )
 
 
+SAMPLES_FEED = ManifestFeed(
+    name=genomics.MANIFEST_NAME,
+    table=genomics.SAMPLES_PATH,
+    rejects_table=genomics.MANIFEST_REJECTS_PATH,
+    key="sample_id",
+    columns=genomics.SAMPLES_TABLE_COLUMNS,
+    read=genomics.read_sample_manifest,
+    missing="Land the biobank's sample manifest (sample_id, mrn, specimen_type, "
+    "collection_date, sequencing_platform, vcf_file) beside the VCFs, or generate a cohort "
+    "with `biofed synth --out landing`.",
+)
+
+
 @dg.asset(
     key=["bronze", "genomics", "samples"],
     group_name=GROUP,
@@ -140,75 +152,13 @@ def bronze_genomics(
 def sample_manifest(
     context: dg.AssetExecutionContext, lake: LakeResource, landing: LandingResource
 ) -> dg.MaterializeResult:
-    store = lake.lake()
     folder = landing.silo("genomics")
-    path = folder / genomics.MANIFEST_NAME
-    if not path.is_file() and not genomics.scan_paths(folder):
-        # A site without a genomics feed: an empty manifest, so the views exist and are empty.
-        context.log.info(f"no VCF and no sample manifest under {folder}")
-        outcome = (
-            store.unchanged(genomics.SAMPLES_PATH)
-            if store.table(genomics.SAMPLES_PATH) is not None
-            else store.merge(
-                genomics.SAMPLES_PATH,
-                pl.DataFrame(schema=genomics.SAMPLES_TABLE_COLUMNS),
-                ["sample_id"],
-                run_id=context.run.run_id,
-            )
-        )
-        return dg.MaterializeResult(
-            metadata=write_metadata(outcome, store.row_count(genomics.SAMPLES_PATH))
-        )
-    if not path.is_file():
-        raise dg.Failure(
-            f"No sample manifest at {path}. Land the biobank's {genomics.MANIFEST_NAME} "
-            "(sample_id, mrn, specimen_type, collection_date, sequencing_platform, vcf_file) "
-            "beside the VCFs, or generate a cohort with `biofed synth --out landing`."
-        )
-    landed = landing_file(path, folder)
-    source = LineageDataset(uri=str(path.resolve()), version=landed.sha256)
-    outputs = [genomics.SAMPLES_PATH, genomics.MANIFEST_REJECTS_PATH]
-    with asset_lineage(
-        context, store, job=job_name(context.asset_key), inputs=[source], outputs=outputs
-    ) as run:
-        try:
-            rows, rejects = genomics.read_sample_manifest(path, source_file=landed.source_file)
-        except ManifestError as exc:
-            raise dg.Failure(str(exc)) from exc
-        now = datetime.now(UTC)
-        rows = genomics.provenance(
-            rows.with_columns(pl.lit(landed.source_file).alias("source_file")), landed.sha256, now
-        )
-        unchanged = (
-            store.table(genomics.SAMPLES_PATH) is not None
-            and store.read(genomics.SAMPLES_PATH).drop("ingested_at").sort("sample_id").equals(
-                rows.drop("ingested_at").sort("sample_id")
-            )
-        )
-        outcome = (
-            store.unchanged(genomics.SAMPLES_PATH)
-            if unchanged
-            else store.merge(
-                genomics.SAMPLES_PATH, rows, ["sample_id"], run_id=context.run.run_id
-            )
-        )
-        store.replace_sources(
-            genomics.MANIFEST_REJECTS_PATH,
-            genomics.provenance(rejects, landed.sha256, now),
-            [landed.source_file],
-            run_id=context.run.run_id,
-            source_column="source",
-        )
-        run.outputs = [table_output(store, p) for p in outputs]
-    if rejects.height:
-        context.log.warning(
-            f"{rejects.height} manifest rows quarantined at "
-            f"{rejects.select('locator').head(20).to_series().to_list()}"
-        )
-    return dg.MaterializeResult(
-        metadata=write_metadata(
-            outcome, store.row_count(genomics.SAMPLES_PATH), quarantined_rows=rejects.height
-        )
+    return land_manifest(
+        context,
+        lake.lake(),
+        folder,
+        SAMPLES_FEED,
+        data_landed=bool(genomics.scan_paths(folder)),
     )
 
 

@@ -6,14 +6,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 
 from connectors.errors import ConnectorError
 from mcp_catalog.governance.imaging import IMAGING_VIEWS
 from pipelines import imaging
-from pipelines.landing import landing_file
-from pipelines.lineage import asset_lineage, job_name, table_input, table_output
-from pipelines.manifests import ManifestError
+from pipelines.lineage import asset_lineage, table_input, table_output
+from pipelines.manifest_asset import ManifestFeed, land_manifest
 from pipelines.metadata import freshness_policy, write_metadata
 from pipelines.research import CROSSWALK_PATH, research_view_asset
 from pipelines.resources import LakeResource, LandingResource
@@ -123,6 +121,18 @@ def bronze_imaging(
         )
 
 
+ORDERS_FEED = ManifestFeed(
+    name=imaging.ORDERS_NAME,
+    table=imaging.ORDERS_PATH,
+    rejects_table=imaging.ORDERS_REJECTS_PATH,
+    key="accession_number",
+    columns=imaging.ORDERS_TABLE_COLUMNS,
+    read=imaging.read_orders,
+    missing=f"Land the RIS order export ({', '.join(imaging.ORDER_COLUMNS)}) beside the "
+    "DICOM batches, or generate a cohort with `biofed synth --out landing`.",
+)
+
+
 @dg.asset(
     key=["bronze", "imaging", "orders"],
     group_name=GROUP,
@@ -134,78 +144,13 @@ def bronze_imaging(
 def imaging_orders(
     context: dg.AssetExecutionContext, lake: LakeResource, landing: LandingResource
 ) -> dg.MaterializeResult:
-    store = lake.lake()
     folder = landing.silo("imaging")
-    path = folder / imaging.ORDERS_NAME
-    if not path.is_file():
-        if imaging.scan_batches(folder):
-            raise dg.Failure(
-                f"No RIS order export at {path}. Land {imaging.ORDERS_NAME} "
-                f"({', '.join(imaging.ORDER_COLUMNS)}) beside the DICOM batches, or generate "
-                "a cohort with `biofed synth --out landing`."
-            )
-        # A site without an imaging feed: empty orders, so the views exist and are empty.
-        context.log.info(f"no DICOM batch and no order export under {folder}")
-        outcome = (
-            store.unchanged(imaging.ORDERS_PATH)
-            if store.table(imaging.ORDERS_PATH) is not None
-            else store.merge(
-                imaging.ORDERS_PATH,
-                pl.DataFrame(schema=imaging.ORDERS_TABLE_COLUMNS),
-                ["accession_number"],
-                run_id=context.run.run_id,
-            )
-        )
-        return dg.MaterializeResult(
-            metadata=write_metadata(outcome, store.row_count(imaging.ORDERS_PATH))
-        )
-    landed = landing_file(path, folder)
-    source = LineageDataset(uri=str(path.resolve()), version=landed.sha256)
-    outputs = [imaging.ORDERS_PATH, imaging.ORDERS_REJECTS_PATH]
-    with asset_lineage(
-        context, store, job=job_name(context.asset_key), inputs=[source], outputs=outputs
-    ) as run:
-        try:
-            rows, rejects = imaging.read_orders(path, source_file=landed.source_file)
-        except ManifestError as exc:
-            raise dg.Failure(str(exc)) from exc
-        now = datetime.now(UTC)
-        stamp = [
-            pl.lit(landed.source_file).alias("source_file"),
-            pl.lit(landed.sha256).alias("source_sha256"),
-            pl.lit(now, pl.Datetime("us", "UTC")).alias("ingested_at"),
-        ]
-        rows = rows.with_columns(stamp)
-        current = (
-            store.read(imaging.ORDERS_PATH) if store.table(imaging.ORDERS_PATH) else None
-        )
-        unchanged = current is not None and current.drop("ingested_at").sort(
-            "accession_number"
-        ).equals(rows.drop("ingested_at").sort("accession_number"))
-        outcome = (
-            store.unchanged(imaging.ORDERS_PATH)
-            if unchanged
-            else store.merge(
-                imaging.ORDERS_PATH, rows, ["accession_number"], run_id=context.run.run_id
-            )
-        )
-        store.replace_sources(
-            imaging.ORDERS_REJECTS_PATH,
-            rejects.with_columns(stamp[1:]),
-            [landed.source_file],
-            run_id=context.run.run_id,
-            source_column="source",
-        )
-        run.outputs = [table_output(store, p) for p in outputs]
-    if rejects.height:
-        context.log.warning(
-            f"{rejects.height} order rows quarantined at "
-            f"{rejects.select('locator').head(20).to_series().to_list()}"
-        )
-    return dg.MaterializeResult(
-        metadata=write_metadata(
-            outcome, store.row_count(imaging.ORDERS_PATH), quarantined_rows=rejects.height
-        )
+    return land_manifest(
+        context,
+        lake.lake(),
+        folder,
+        ORDERS_FEED,
+        data_landed=bool(imaging.scan_batches(folder)),
     )
 
 
