@@ -164,6 +164,11 @@ class DatasetPolicy(BaseModel):
         {}, exclude_if=lambda value: not value
     )
     """Column -> minimum value; rows below it (or null) never leave the server."""
+    max_field_chars: int | None = Field(None, ge=16, le=1_000_000, exclude_if=lambda v: v is None)
+    """The most characters of one string value in this dataset's rows, where its values are
+    structured and longer than the global ``limits.max_field_chars`` (a de-identified DICOM
+    header); the page byte cap still holds. Left out of dumps when unset, like
+    ``suppress_below``."""
 
     @model_validator(mode="after")
     def _consistent(self) -> "DatasetPolicy":

@@ -1144,7 +1144,7 @@ class CatalogService:
                 rows,
                 text_columns=(text_columns - system_columns) & set(selected),
                 free_text_columns=free_text & set(selected),
-                max_field_chars=self.policy.limits.max_field_chars,
+                max_field_chars=rules.max_field_chars or self.policy.limits.max_field_chars,
                 max_bytes=self.policy.limits.max_page_bytes,
             )
             kept = len(shaped.rows)

@@ -363,3 +363,19 @@ async def test_researchers_find_studies_by_modality_body_part_and_date_and_count
     assert not counts.is_error, counts.content
     cells = counts.structured_content["cells"]
     assert cells and all(c["people"] is None or c["people"] >= 11 for c in cells)
+
+
+@pytest.mark.anyio
+async def test_instance_headers_are_served_whole_as_json(materialised_lake):
+    lake = Lake(materialised_lake.root)
+    gold = dict(lake.read(GOLD["instances"]).select("sop_uid", "header_json").iter_rows())
+    assert max(len(h) for h in gold.values()) > 2000, "headers longer than the global field cap"
+    _, result = await call_tool(
+        materialised_lake.root, "researcher", "research", "query_imaging_instances",
+        {"select": ["sop_uid", "header_json"], "limit": 50},
+    )  # fmt: skip
+    assert not result.is_error, result.content
+    rows = result.structured_content["rows"]
+    assert rows
+    for row in rows:
+        assert json.loads(row["header_json"]) == json.loads(gold[row["sop_uid"]])
