@@ -228,7 +228,9 @@ def ingest_batch(
     )
     quarantined = pl.concat(rejects) if rejects else empty_rejects()
     reject_rows = quarantined.with_columns(
-        pl.lit(stamp.stamp).alias("source_sha256"),
+        # Set aside files carry no content hash (the reader hashes what it parses); the
+        # batch column, not a hash, says which landing they came from.
+        pl.lit(None, pl.String()).alias("source_sha256"),
         pl.lit(ingested_at, _UTC).alias("ingested_at"),
         pl.lit(batch).alias("batch"),
     ).select(*REJECTS_SCHEMA, "batch")
@@ -486,7 +488,7 @@ class SilverBuild:
     status_counts: dict[str, int]
 
 
-def build_silver(lake: Lake, *, run_id: str) -> SilverBuild:
+def build_silver(lake: Lake, crosswalk: pl.DataFrame, *, run_id: str) -> SilverBuild:
     """Rebuild the silver instances, series and studies from every ingested batch.
 
     Every table is MERGEd on its key against the full current state, so a rerun on unchanged
@@ -495,6 +497,7 @@ def build_silver(lake: Lake, *, run_id: str) -> SilverBuild:
 
     Args:
         lake: the lake.
+        crosswalk: the person crosswalk (``identifier_type``, ``identifier``, ``person_key``).
         run_id: the Dagster run id recorded in every commit.
 
     Returns:
@@ -511,7 +514,6 @@ def build_silver(lake: Lake, *, run_id: str) -> SilverBuild:
         if lake.table(ORDERS_PATH) is not None
         else pl.DataFrame(schema=ORDERS_TABLE_COLUMNS)
     )
-    crosswalk = lake.read("restricted/person_crosswalk")
     encounters = lake.read(ENCOUNTERS_PATH) if lake.table(ENCOUNTERS_PATH) is not None else None
     instances = link_instances(latest, orders, crosswalk, encounters).sort("sop_instance_uid")
     series = series_table(instances)

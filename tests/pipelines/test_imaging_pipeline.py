@@ -230,7 +230,9 @@ def test_a_rerun_of_unchanged_batches_commits_nothing(materialised_lake):
     lake = Lake(materialised_lake.root)
     for batch in imaging.scan_batches(materialised_lake.landing / "imaging"):
         assert imaging.already_ingested(lake, batch.name, imaging.batch_stamp(batch))
-    build = imaging.build_silver(lake, run_id="rerun")
+    build = imaging.build_silver(
+        lake, lake.read("restricted/person_crosswalk"), run_id="rerun"
+    )
     assert not (build.instances.committed or build.series.committed or build.studies.committed)
 
 

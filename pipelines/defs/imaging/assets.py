@@ -212,7 +212,9 @@ def silver_imaging(context: dg.AssetExecutionContext, lake: LakeResource):
     with asset_lineage(
         context, store, job="silver.imaging", inputs=inputs, outputs=outputs
     ) as run:
-        build = imaging.build_silver(store, run_id=context.run.run_id)
+        build = imaging.build_silver(
+            store, store.read(CROSSWALK_PATH), run_id=context.run.run_id
+        )
         run.outputs = [table_output(store, p) for p in outputs]
     unlinked = build.instance_rows - build.status_counts["linked"]
     if unlinked:
