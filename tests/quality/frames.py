@@ -4,6 +4,7 @@ expectations failed."""
 from collections.abc import Callable, Mapping
 
 import polars as pl
+import pytest
 
 from quality.results import SuiteResult
 from quality.suites import references_for
@@ -41,3 +42,15 @@ def set_row(frame: pl.DataFrame, row: int, /, **values: object) -> pl.DataFrame:
         .alias(column)
         for column, value in values.items()
     )
+
+
+def defect_params(defects: list[tuple]) -> list:
+    """``(table, name, mutate, expected)`` rows as pytest params named ``<table>: <name>``."""
+    return [pytest.param(t, m, e, id=f"{t.split('/')[-1]}: {name}") for t, name, m, e in defects]
+
+
+def assert_only_these_fail(result: SuiteResult, expected: dict[str, int | None]) -> None:
+    """Exactly ``expected`` fails, and the suite fails only if one of them is an error."""
+    assert failed(result) == expected
+    severities = {o.description: o.severity for o in result.outcomes}
+    assert result.success is all(severities[d] == "warning" for d in expected)

@@ -23,7 +23,13 @@ from quality.suites.genomics import (
     VCF_FILES_DTYPES,
 )
 from quality.suites.gold import FORBIDDEN_COLUMNS
-from tests.quality.frames import failed, set_row, validator
+from tests.quality.frames import (
+    assert_only_these_fail,
+    defect_params,
+    failed,
+    set_row,
+    validator,
+)
 
 VCF_FILES = "bronze/genomics/vcf_files"
 BRONZE_VARIANTS = "bronze/genomics/variants"
@@ -959,15 +965,9 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("table", "mutate", "expected"),
-    [pytest.param(t, m, e, id=f"{t.split('/')[-1]}: {name}") for t, name, m, e in DEFECTS],
-)
+@pytest.mark.parametrize(("table", "mutate", "expected"), defect_params(DEFECTS))
 def test_a_single_defect_fails_the_expectation_that_names_it(table, mutate, expected):
-    result = _validate(table, mutate(GOOD[table]()))
-    assert failed(result) == expected
-    severities = {o.description: o.severity for o in result.outcomes}
-    assert result.success is all(severities[d] == "warning" for d in expected)
+    assert_only_these_fail(_validate(table, mutate(GOOD[table]())), expected)
 
 
 @pytest.mark.parametrize(

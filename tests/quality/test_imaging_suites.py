@@ -37,7 +37,13 @@ from quality.suites.imaging import (
 )
 from quality.validation import validate_table
 from quality.valuesets import MODALITY
-from tests.quality.frames import failed, set_row, validator
+from tests.quality.frames import (
+    assert_only_these_fail,
+    defect_params,
+    failed,
+    set_row,
+    validator,
+)
 
 INSTANCES = "bronze/imaging/instances"
 ORDERS = "bronze/imaging/orders"
@@ -1371,15 +1377,9 @@ DEFECTS: list[tuple[str, str, Mutation, dict[str, int | None]]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("table", "mutate", "expected"),
-    [pytest.param(t, m, e, id=f"{t.split('/')[-1]}: {name}") for t, name, m, e in DEFECTS],
-)
+@pytest.mark.parametrize(("table", "mutate", "expected"), defect_params(DEFECTS))
 def test_a_single_defect_fails_the_expectation_that_names_it(table, mutate, expected):
-    result = _validate(table, mutate(GOOD[table]()))
-    assert failed(result) == expected
-    severities = {o.description: o.severity for o in result.outcomes}
-    assert result.success is all(severities[d] == "warning" for d in expected)
+    assert_only_these_fail(_validate(table, mutate(GOOD[table]())), expected)
 
 
 def test_the_gold_uid_checks_read_the_silver_originals():
