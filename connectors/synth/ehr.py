@@ -639,7 +639,7 @@ class _Record:
         age = encounter.age
         years = max((encounter.start.date() - self.person.birth_date).days / 365.25, 0.0)
         effective = self.when(encounter.start + timedelta(minutes=rng.randint(2, 10)))
-        height = self.adult_height * _growth(years)
+        height = self.adult_height * growth(years)
         if age < 18:
             bmi = (16.5 if age < 10 else 19.5) + (5.5 if self.obese else 0.0)
         else:
@@ -977,13 +977,32 @@ _GROWTH = (
 )
 
 
-def _growth(years: float) -> float:
+def growth(years: float) -> float:
     if years >= _GROWTH[-1][0]:
         return 1.0
     for (x0, y0), (x1, y1) in zip(_GROWTH, _GROWTH[1:], strict=False):
         if years <= x1:
             return y0 + (y1 - y0) * (years - x0) / (x1 - x0)
     return 1.0
+
+
+def chronic_conditions(person: Person) -> frozenset[c.Code]:
+    """The chronic conditions a person's EHR record holds, without drawing the record.
+
+    Repeats the first draws :func:`ehr_record` makes (smoking status, then the chronic
+    conditions) on a fresh ``person.rng("ehr")``, so other silos can agree with the EHR (a
+    diabetic's HbA1c) without changing what it draws. Keep it in step with ``_Record``.
+
+    Args:
+        person: a roster entry.
+
+    Returns:
+        The chronic condition codes (``codes.DIABETES_T2``, ``codes.PREDIABETES`` ...).
+    """
+    rng = person.rng("ehr")
+    age = person.age_on(person.end_date)
+    smoking = _smoking_status(rng, age)
+    return frozenset(_chronic_conditions(rng, person, age, smoking))
 
 
 def ehr_record(person: Person) -> dict[str, list[Resource]]:

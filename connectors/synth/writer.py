@@ -8,6 +8,8 @@ from connectors.synth.cohort import Person, build_people
 from connectors.synth.dicom import write_imaging
 from connectors.synth.ehr import write_ehr
 from connectors.synth.genomics import write_genomics
+from connectors.synth.lab import write_lab
+from connectors.synth.trial import write_trial
 
 SiloWriter = Callable[[list[Person], Path], dict[str, int]]
 
@@ -15,6 +17,8 @@ SILO_WRITERS: dict[str, SiloWriter] = {
     "ehr": write_ehr,
     "genomics": write_genomics,
     "imaging": write_imaging,
+    "lab": write_lab,
+    "trials": write_trial,
 }
 """Silo name to its writer; every writer describes the same roster."""
 
@@ -27,9 +31,11 @@ class CohortSummary:
 
     Attributes:
         patients: the number of people in the roster.
-        files: path relative to ``out`` (``ehr/Patient.ndjson``, ``genomics/cohort.vcf.gz``
-            ...) to its record count; for a batch of DICOM files (``imaging/batch-001``,
-            ``imaging/batch-002.zip``), the number of files in it.
+        files: path relative to ``out`` (``ehr/Patient.ndjson``, ``genomics/cohort.vcf.gz``,
+            ``lab/hl7/SITE-A02-oru.hl7``, ``trials/BIOFED-01/dm.xpt`` ...) to its record count
+            (data rows of a CSV file, messages of an HL7 file, records of a dataset); for a
+            batch of DICOM files (``imaging/batch-001``, ``imaging/batch-002.zip``), the number
+            of files in it.
         out: the output folder.
     """
 
@@ -56,9 +62,12 @@ def write_cohort(
         patients: how many people (0 or more).
         seed: the cohort seed.
         silos: which silos to write: ``"ehr"`` (FHIR R4 bulk NDJSON, the default),
-            ``"genomics"`` (a bgzipped, tabix-indexed cohort VCF and its sample manifest)
-            and ``"imaging"`` (DICOM studies in a folder batch and a zip batch, with the
-            RIS order list that links them to EHR encounters).
+            ``"genomics"`` (a bgzipped, tabix-indexed cohort VCF and its sample manifest),
+            ``"imaging"`` (DICOM studies in a folder batch and a zip batch, with the
+            RIS order list that links them to EHR encounters), ``"lab"`` (two sites' LIS
+            CSV exports, three sites' HL7 v2 ORU^R01 feeds and the labs' patient index) and
+            ``"trials"`` (study BIOFED-01 as CDISC SDTM SAS XPORT datasets with the
+            enrolment map from USUBJID to EHR MRN).
 
     Returns:
         The roster size, the files written with their record counts, and ``out``.

@@ -62,7 +62,7 @@ def test_unknown_silo_is_rejected_with_the_known_ones_listed(tmp_path):
     with pytest.raises(ValueError, match=r"'dicom'.*known silos are: ehr, genomics"):
         write_cohort(tmp_path, patients=3, silos=("ehr", "dicom"))
     assert not (tmp_path / "ehr").exists()
-    assert KNOWN_SILOS == ("ehr", "genomics", "imaging")
+    assert KNOWN_SILOS == ("ehr", "genomics", "imaging", "lab", "trials")
 
 
 def test_a_silo_name_given_as_a_plain_string_is_accepted(tmp_path):
