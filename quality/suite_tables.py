@@ -26,6 +26,27 @@ IMAGING_SUITE_TABLES: tuple[str, ...] = (
 )
 """The imaging (DICOM) silo's table paths with a suite (``quality.suites.imaging``)."""
 
+LAB_SUITE_TABLES: tuple[str, ...] = (
+    "bronze/lab/results",
+    "bronze/lab/files",
+    "bronze/lab/patient_index",
+    "silver/lab/lab_results",
+    "silver/lab/mapping_report",
+    "gold/research/lab_results",
+)
+"""The lab (LIS CSV and HL7 v2) silo's table paths with a suite (``quality.suites.lab``)."""
+
+TRIAL_DOMAINS: tuple[str, ...] = ("dm", "ae", "lb", "vs", "ex", "ds", "cm", "mh")
+"""The SDTM domains the trials silo conforms (``silver/trials/<domain>``)."""
+
+TRIAL_SUITE_TABLES: tuple[str, ...] = (
+    *(f"silver/trials/{domain}" for domain in TRIAL_DOMAINS),
+    "gold/research/trial_subjects",
+    "gold/research/trial_adverse_events",
+    "gold/research/trial_lab_results",
+)
+"""The trials (CDISC SDTM) silo's table paths with a suite (``quality.suites.trials``)."""
+
 SUITE_TABLES: tuple[str, ...] = (
     "bronze/ehr/patients",
     "bronze/ehr/encounters",
@@ -56,6 +77,8 @@ SUITE_TABLES: tuple[str, ...] = (
     "gold/research/immunizations",
     *GENOMICS_SUITE_TABLES,
     *IMAGING_SUITE_TABLES,
+    *LAB_SUITE_TABLES,
+    *TRIAL_SUITE_TABLES,
 )
 """Every table path with a suite. ``bronze/ehr/rejects`` is the asset of that name; the
 pipeline stores its rows at ``_rejects/ehr/fhir``."""

@@ -169,3 +169,114 @@ MODALITY: tuple[str, ...] = (
 not a FHIR value set: the retired terms (CD, DD, ST, ...) and the non-standard SC are left
 out. PA (photoacoustic) and CFM (confocal microscopy) came with their image storage SOP
 classes."""
+
+HL7_RESULT_STATUS: tuple[str, ...] = (
+    "A",
+    "B",
+    "C",
+    "D",
+    "F",
+    "I",
+    "N",
+    "O",
+    "P",
+    "R",
+    "S",
+    "U",
+    "W",
+    "X",
+)
+"""HL7 v2 table 0085, Observation Result Status Codes Interpretation (OBX-11): the v2.5.1
+codes C, D, F, I, N, O, P, R, S, U, W, X, and A (amended) and B (appended) of v2.8. Lab CSV
+statuses (``Final``, ``Prelim``, ``Corrected``) are mapped to these by the site profile."""
+
+HL7_ABNORMAL_FLAGS: tuple[str, ...] = (
+    "L",
+    "H",
+    "LL",
+    "HH",
+    "<",
+    ">",
+    "N",
+    "A",
+    "AA",
+    "null",
+    "U",
+    "D",
+    "B",
+    "W",
+    "S",
+    "R",
+    "I",
+    "MS",
+    "VS",
+    "LU",
+    "HU",
+    "E",
+    "IE",
+    "NCL",
+    "NS",
+    "SDD",
+    "SYN-R",
+    "SYN-S",
+    "POS",
+    "NEG",
+    "IND",
+    "DET",
+    "ND",
+    "EXP",
+    "UNE",
+    "AC",
+    "TOX",
+    "QCF",
+    "RR",
+    "WR",
+    "NR",
+    "EX",
+    "HX",
+    "LX",
+    "CAR",
+)
+"""HL7 v2 table 0078, Interpretation Codes (OBX-8): the v2.5.1 abnormal flags (``null`` is a
+code: no range defined), then the codes later versions took over from the v3
+ObservationInterpretation code system (significantly low and high, susceptibility, detection,
+expectation, reactivity and threshold codes).
+One OBX-8 repetition is one flag; repetitions arrive joined by ``~``."""
+
+SDTM_NY: tuple[str, ...] = ("N", "NA", "U", "Y")
+"""CDISC CT codelist NY (C66742), No Yes Response."""
+SDTM_SEX: tuple[str, ...] = ("F", "M", "U", "UNDIFFERENTIATED")
+"""CDISC CT codelist SEX (C66731)."""
+SDTM_AGEU: tuple[str, ...] = ("DAYS", "HOURS", "MONTHS", "WEEKS", "YEARS")
+"""CDISC CT codelist AGEU (C66781), Age Unit."""
+SDTM_ETHNIC: tuple[str, ...] = (
+    "HISPANIC OR LATINO",
+    "NOT HISPANIC OR LATINO",
+    "NOT REPORTED",
+    "UNKNOWN",
+)
+"""CDISC CT codelist ETHNIC (C66790)."""
+SDTM_AESEV: tuple[str, ...] = ("MILD", "MODERATE", "SEVERE")
+"""CDISC CT codelist AESEV (C66769), Severity/Intensity Scale for Adverse Events."""
+SDTM_OUT: tuple[str, ...] = (
+    "FATAL",
+    "NOT RECOVERED/NOT RESOLVED",
+    "RECOVERED/RESOLVED",
+    "RECOVERED/RESOLVED WITH SEQUELAE",
+    "RECOVERING/RESOLVING",
+    "UNKNOWN",
+)
+"""CDISC CT codelist OUT (C66768), Outcome of Event (AEOUT)."""
+SDTM_ACN: tuple[str, ...] = (
+    "DOSE INCREASED",
+    "DOSE NOT CHANGED",
+    "DOSE RATE REDUCED",
+    "DOSE REDUCED",
+    "DRUG INTERRUPTED",
+    "DRUG WITHDRAWN",
+    "NOT APPLICABLE",
+    "UNKNOWN",
+)
+"""CDISC CT codelist ACN (C66767), Action Taken with Study Treatment (AEACN)."""
+SDTM_NRIND: tuple[str, ...] = ("ABNORMAL", "HIGH", "LOW", "NORMAL")
+"""CDISC CT codelist NRIND (C78736), Reference Range Indicator (LBNRIND)."""

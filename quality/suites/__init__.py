@@ -1,7 +1,8 @@
-"""Expectation suites of every EHR table, as plain data (Great Expectations is not imported).
+"""Expectation suites of every table, as plain data (Great Expectations is not imported).
 
-One suite per table path: bronze resources, the file ledger, rejects, the restricted person
-crosswalk, silver resources and the research views. :func:`suite_for` gives a table's
+One suite per table path: the EHR's bronze resources, file ledger, rejects, restricted person
+crosswalk, silver resources and research views, then the genomics, imaging, lab and trials
+silos' tables (their own modules). :func:`suite_for` gives a table's
 :class:`Suite`; :mod:`quality.validation` runs it in Great Expectations.
 """
 
@@ -19,7 +20,9 @@ from quality.suites.bronze import (
 from quality.suites.genomics import GENOMICS_SUITES
 from quality.suites.gold import GOLD_VIEWS, gold_suite
 from quality.suites.imaging import IMAGING_SUITES
+from quality.suites.lab import LAB_SUITES
 from quality.suites.silver import SILVER_TABLES, silver_suite
+from quality.suites.trials import TRIAL_SUITES
 
 
 class UnknownTableError(KeyError):
@@ -55,6 +58,10 @@ def suite_for(table: str) -> Suite:
         return GENOMICS_SUITES[table]()
     if table in IMAGING_SUITES:
         return IMAGING_SUITES[table]()
+    if table in LAB_SUITES:
+        return LAB_SUITES[table]()
+    if table in TRIAL_SUITES:
+        return TRIAL_SUITES[table]()
     layer, _, name = table.rpartition("/")
     if table == "bronze/ehr/files":
         return files_suite()

@@ -8,7 +8,12 @@ import pytest
 
 from mcp_catalog.governance import views
 from pipelines import ehr
-from quality.suite_tables import GENOMICS_SUITE_TABLES, IMAGING_SUITE_TABLES
+from quality.suite_tables import (
+    GENOMICS_SUITE_TABLES,
+    IMAGING_SUITE_TABLES,
+    LAB_SUITE_TABLES,
+    TRIAL_SUITE_TABLES,
+)
 from quality.suites import SUITE_TABLES, UnknownTableError, references_for, suite_for
 from quality.suites.bronze import CROSSWALK_COLUMNS, FILE_LEDGER_COLUMNS, REJECTS_COLUMNS
 from quality.suites.gold import FORBIDDEN_COLUMNS, GOLD_VIEWS
@@ -24,12 +29,18 @@ def test_every_ehr_table_of_the_pipeline_has_a_suite():
         *[spec.path for spec in views.RESEARCH_VIEWS],
         *GENOMICS_SUITE_TABLES,
         *IMAGING_SUITE_TABLES,
+        *LAB_SUITE_TABLES,
+        *TRIAL_SUITE_TABLES,
     ]
     assert sorted(SUITE_TABLES) == sorted(expected)
     assert (
         len(SUITE_TABLES)
         == len(set(SUITE_TABLES))
-        == 27 + len(GENOMICS_SUITE_TABLES) + len(IMAGING_SUITE_TABLES)
+        == 27
+        + len(GENOMICS_SUITE_TABLES)
+        + len(IMAGING_SUITE_TABLES)
+        + len(LAB_SUITE_TABLES)
+        + len(TRIAL_SUITE_TABLES)
     )
     assert [suite_for(t).table for t in SUITE_TABLES] == list(SUITE_TABLES)
 
