@@ -1,11 +1,14 @@
 """Collect what the compliance report shows from a lake: logs, manifest and metadata tables.
 
 The collector reads Delta transaction logs (row counts, versions, commit times), the catalog
-manifest, and three tables that hold no clinical values: the silos' ledgers of landed
-sources (``bronze/<silo>/files``, ``vcf_files``, ``batches``), the quarantine
-(``_rejects/...``, counted by reason) and the quality history (``_quality/results``). It
-never reads a row of any other table, and from the logs it takes ``num_records`` and
-``size_bytes`` only, never the min/max statistics.
+manifest, and tables that hold no clinical values: the silos' ledgers of landed sources
+(``bronze/<silo>/files``, ``vcf_files``, ``batches``), the quarantine (``_rejects/...``,
+counted by reason), the quality history (``_quality/results``), the lab mapping report
+(``silver/lab/mapping_report``: codes and units that did not conform) and the SDTM
+conformance findings (``bronze/trials/findings``). Of ``silver/lab/lab_results`` it reads
+only the site, source kind, map version and status columns, and counts them. It never reads
+a row of any other table, and from the logs it takes ``num_records`` and ``size_bytes``
+only, never the min/max statistics.
 """
 
 import json
@@ -21,16 +24,22 @@ import polars as pl
 from deltalake import DeltaTable
 
 from quality.lineage import lineage_graph, read_events_with_errors
+from quality.report.lab_mapping import SUMMARY_INPUT_COLUMNS, site_summary
 from quality.report.model import (
     FreshnessInfo,
     GoldView,
     GraphNode,
+    LabMapping,
+    LabMappingIssue,
+    LabSiteMapping,
     LineageGraph,
     QualityOutcome,
     QualityRun,
     QualitySuite,
     RejectCount,
     ReportData,
+    SdtmConformance,
+    SdtmRuleFindings,
     SourceFile,
     Summary,
     TableInfo,
@@ -39,6 +48,26 @@ from quality.report.model import (
 MANIFEST = PurePosixPath("_catalog/manifest.json")
 QUALITY_RESULTS = "_quality/results"
 LINEAGE_EVENTS = PurePosixPath("_lineage/events.ndjson")
+LAB_RESULTS = "silver/lab/lab_results"
+LAB_MAPPING_REPORT = "silver/lab/mapping_report"
+SDTM_FINDINGS = "bronze/trials/findings"
+TRIALS_SILO = "trials"
+MAPPING_REPORT_COLUMNS = (
+    "site",
+    "source_kind",
+    "map_version",
+    "issue",
+    "code",
+    "code_system",
+    "code_display",
+    "unit",
+    "analyte",
+    "rows",
+)
+"""``silver/lab/mapping_report``'s columns: all of them name codes and units, never values."""
+SDTM_FINDINGS_COLUMNS = ("source_file", "dataset", "rule", "severity", "variable", "rows")
+"""The columns of ``bronze/trials/findings`` the report reads (not ``message``)."""
+SEVERITY_RANK = {"error": 0, "critical": 0, "warning": 1}
 GRAPH_LAYERS = frozenset({"source", "bronze", "rejects", "restricted", "silver", "gold", "mcp"})
 _LAYER_OF_SEGMENT = {
     "bronze": "bronze",
@@ -113,6 +142,9 @@ def collect_report_data(
     roots = sorted({root.as_posix(), Path(lake_root).absolute().as_posix()})
     lineage = _lineage(root, roots, tables, gold_views, source_files, rejects, notes)
 
+    lab_mapping = _lab_mapping(root, by_path, notes)
+    sdtm = _sdtm_conformance(root, by_path, source_files, notes)
+
     docs = None
     if data_docs_index is not None:
         docs_path = Path(data_docs_index).resolve()
@@ -132,6 +164,10 @@ def collect_report_data(
         stale_views=statuses.count("stale"),
         warn_views=statuses.count("warn"),
         rejected_records=sum(t.rows or 0 for t in tables if t.layer == "rejects"),
+        unmapped_lab_codes=_distinct_issues(lab_mapping, "unmapped_code", "code"),
+        unknown_lab_units=_distinct_issues(lab_mapping, "unknown_unit", "unit"),
+        sdtm_errors=_findings_of(sdtm, "error"),
+        sdtm_warnings=_findings_of(sdtm, "warning"),
     )
     return ReportData(
         lake_root=str(root),
@@ -148,6 +184,8 @@ def collect_report_data(
         lineage=lineage,
         data_docs_index=docs,
         notes=tuple(notes),
+        lab_mapping=lab_mapping,
+        sdtm=sdtm,
     )
 
 
@@ -438,6 +476,138 @@ def _reject_counts(root: Path, path: str, notes: list[str]) -> list[RejectCount]
 
 
 # ---------------------------------------------------------------------------------------------
+# Lab terminology and SDTM conformance
+
+
+def _lab_mapping(root: Path, by_path: dict[str, TableInfo], notes: list[str]) -> LabMapping | None:
+    results = _readable(by_path, LAB_RESULTS)
+    report = _readable(by_path, LAB_MAPPING_REPORT)
+    if results is None and report is None:
+        return None
+    sites: tuple[LabSiteMapping, ...] = ()
+    if results is not None:
+        # Only the columns counted: the table's other columns hold patient values.
+        frame = _read_columns(root, LAB_RESULTS, SUMMARY_INPUT_COLUMNS)
+        missing = sorted(set(SUMMARY_INPUT_COLUMNS) - set(frame.columns))
+        if missing:
+            notes.append(f"{LAB_RESULTS} lacks columns {missing}; lab mapping not counted.")
+            results = None
+        else:
+            sites = tuple(
+                LabSiteMapping(
+                    **{**r, "site": _text(r["site"]), "source_kind": _text(r["source_kind"])}
+                )
+                for r in site_summary(frame).to_dicts()
+            )
+    issues: tuple[LabMappingIssue, ...] = ()
+    if report is not None:
+        frame = _read_columns(root, LAB_MAPPING_REPORT, MAPPING_REPORT_COLUMNS)
+        missing = sorted({"site", "issue", "rows"} - set(frame.columns))
+        if missing:
+            notes.append(f"{LAB_MAPPING_REPORT} lacks columns {missing}; issues not shown.")
+            report = None
+        else:
+            frame = frame.with_columns(
+                [
+                    pl.lit(None, pl.String).alias(c)
+                    for c in MAPPING_REPORT_COLUMNS
+                    if c not in frame.columns
+                ]
+            )
+            issues = tuple(
+                LabMappingIssue(
+                    site=_text(r["site"]),
+                    source_kind=_text(r["source_kind"]),
+                    map_version=_optional_text(r["map_version"]),
+                    issue=_text(r["issue"]),
+                    code=_optional_text(r["code"]),
+                    code_system=_optional_text(r["code_system"]),
+                    code_display=_optional_text(r["code_display"]),
+                    unit=_optional_text(r["unit"]),
+                    analyte=_optional_text(r["analyte"]),
+                    rows=_int(r["rows"]) or 0,
+                )
+                for r in frame.to_dicts()
+            )
+            issues = tuple(
+                sorted(
+                    issues,
+                    key=lambda i: (-i.rows, i.site, i.issue, i.code or "", i.unit or ""),
+                )
+            )
+    return LabMapping(
+        results_found=results is not None,
+        sites=sites,
+        report_found=report is not None,
+        issues=issues,
+    )
+
+
+def _sdtm_conformance(
+    root: Path,
+    by_path: dict[str, TableInfo],
+    files: tuple[SourceFile, ...],
+    notes: list[str],
+) -> SdtmConformance | None:
+    if _readable(by_path, SDTM_FINDINGS) is None:
+        return None
+    frame = _read_columns(root, SDTM_FINDINGS, SDTM_FINDINGS_COLUMNS)
+    missing = sorted({"source_file", "rule", "severity"} - set(frame.columns))
+    if missing:
+        notes.append(f"{SDTM_FINDINGS} lacks columns {missing}; SDTM findings not shown.")
+        return None
+    frame = frame.with_columns(
+        [pl.lit(None).alias(c) for c in SDTM_FINDINGS_COLUMNS if c not in frame.columns]
+    )
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in frame.to_dicts():
+        grouped[(_study(r["source_file"]), _text(r["rule"]))].append(r)
+    findings = [
+        SdtmRuleFindings(
+            study=study,
+            rule=rule,
+            severity=min(
+                (_text(r["severity"]) for r in rows), key=lambda v: (SEVERITY_RANK.get(v, 2), v)
+            ),
+            datasets=tuple(sorted({str(r["dataset"]) for r in rows if r["dataset"]})),
+            variables=tuple(sorted({str(r["variable"]) for r in rows if r["variable"]})),
+            findings=len(rows),
+            rows=sum(_int(r["rows"]) or 0 for r in rows),
+        )
+        for (study, rule), rows in grouped.items()
+    ]
+    findings.sort(key=lambda f: (SEVERITY_RANK.get(f.severity, 2), f.study, -f.rows, f.rule))
+    studies = {f.study for f in findings} | {
+        _study(f.source_file) for f in files if f.silo == TRIALS_SILO
+    }
+    return SdtmConformance(studies=tuple(sorted(studies)), findings=tuple(findings))
+
+
+def _readable(by_path: dict[str, TableInfo], path: str) -> TableInfo | None:
+    """The table at ``path`` when the lake has it and its log could be read."""
+    info = by_path.get(path)
+    return None if info is None or info.error else info
+
+
+def _study(source_file: Any) -> str:
+    """The study folder of a trials source file (``CDISCPILOT01/ae.xpt`` -> ``CDISCPILOT01``)."""
+    parts = PurePosixPath(str(source_file or "")).parts
+    return parts[0] if len(parts) > 1 else ""
+
+
+def _distinct_issues(lab: LabMapping | None, issue: str, field: str) -> int | None:
+    if lab is None or not lab.report_found:
+        return None
+    return len({(i.site, getattr(i, field)) for i in lab.issues if i.issue == issue})
+
+
+def _findings_of(sdtm: SdtmConformance | None, severity: str) -> int | None:
+    if sdtm is None:
+        return None
+    return sum(f.findings for f in sdtm.findings if f.severity == severity)
+
+
+# ---------------------------------------------------------------------------------------------
 # Lineage
 
 
@@ -691,6 +861,14 @@ def _int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None or value == "" else str(value)
 
 
 def _float(value: Any) -> float | None:

@@ -1,7 +1,8 @@
 """The report's data: frozen dataclasses of plain values, collected once and rendered once.
 
 Nothing here holds a table row of clinical data: only names, counts, versions, times, file
-digests and quality outcome counts.
+digests, quality outcome counts, and the lab codes, units and SDTM rules that failed to
+conform, with counts.
 """
 
 from dataclasses import dataclass
@@ -243,6 +244,131 @@ class LineageGraph:
 
 
 @dataclass(frozen=True)
+class LabSiteMapping:
+    """How one site's results of one source kind conformed (a row of
+    :func:`quality.report.lab_mapping.site_summary`): counts only.
+
+    Attributes:
+        site: the lab's site code (``SITE-A01``).
+        source_kind: the reader that produced the rows (``csv``, ``hl7v2``).
+        results: results in silver.
+        map_version: the site map versions consulted, joined by ``", "``; None when none was.
+        loinc_reported: results whose lab sent a valid LOINC.
+        mapped: results the site map gave a LOINC.
+        unmapped: results with a local code the map lacks.
+        invalid_loinc: results whose LOINC (sent or mapped) is malformed.
+        canonical: values sent in the analyte's canonical unit.
+        converted: values converted to it.
+        no_canonical: values of an analyte without a canonical unit.
+        unknown_unit: values whose unit is not recognisable as UCUM.
+        unconvertible: values whose unit cannot be converted to the canonical one.
+        not_numeric: results without a number.
+        no_unit: numbers sent without a unit.
+    """
+
+    site: str
+    source_kind: str
+    results: int
+    map_version: str | None
+    loinc_reported: int
+    mapped: int
+    unmapped: int
+    invalid_loinc: int
+    canonical: int
+    converted: int
+    no_canonical: int
+    unknown_unit: int
+    unconvertible: int
+    not_numeric: int
+    no_unit: int
+
+
+@dataclass(frozen=True)
+class LabMappingIssue:
+    """One row of ``silver/lab/mapping_report``: a code or unit a site sends that biofed could
+    not conform, with how many results it concerns. Codes and units only, never a value.
+
+    Attributes:
+        site: the lab's site code.
+        source_kind: ``csv`` or ``hl7v2``.
+        map_version: the site map version consulted, if any.
+        issue: ``unmapped_code``, ``invalid_loinc``, ``unknown_unit`` or
+            ``unconvertible_unit``.
+        code: the local code or LOINC concerned.
+        code_system: its coding system as sent.
+        code_display: its display name as sent.
+        unit: the unit as sent.
+        analyte: the analyte, when the code was mapped.
+        rows: results concerned.
+    """
+
+    site: str
+    source_kind: str
+    map_version: str | None
+    issue: str
+    code: str | None
+    code_system: str | None
+    code_display: str | None
+    unit: str | None
+    analyte: str | None
+    rows: int
+
+
+@dataclass(frozen=True)
+class LabMapping:
+    """The lab silo's terminology conformance, per site.
+
+    Attributes:
+        results_found: whether ``silver/lab/lab_results`` is in the lake (and readable).
+        sites: one row per site and source kind, sorted by both.
+        report_found: whether ``silver/lab/mapping_report`` is in the lake (and readable).
+        issues: the mapping report, by rows concerned (most first), then site, issue, code.
+    """
+
+    results_found: bool
+    sites: tuple[LabSiteMapping, ...]
+    report_found: bool
+    issues: tuple[LabMappingIssue, ...]
+
+
+@dataclass(frozen=True)
+class SdtmRuleFindings:
+    """One conformance rule's findings in one study folder of the trials landing.
+
+    Attributes:
+        study: the study folder (first part of ``source_file``); ``""`` for a file directly
+            in ``landing/trials``.
+        rule: the rule id (``required_variable_missing`` ...).
+        severity: ``error`` or ``warning`` (the most severe when findings disagree).
+        datasets: the datasets with a finding, sorted.
+        variables: the variables named by the findings, sorted.
+        findings: findings (rows of ``bronze/trials/findings``).
+        rows: dataset records concerned, summed over the findings.
+    """
+
+    study: str
+    rule: str
+    severity: str
+    datasets: tuple[str, ...]
+    variables: tuple[str, ...]
+    findings: int
+    rows: int
+
+
+@dataclass(frozen=True)
+class SdtmConformance:
+    """The trials silo's SDTM conformance findings (``bronze/trials/findings``).
+
+    Attributes:
+        studies: every study folder with a finding or a file in the trials ledger, sorted.
+        findings: per study and rule, errors first, then by study, rows concerned and rule.
+    """
+
+    studies: tuple[str, ...]
+    findings: tuple[SdtmRuleFindings, ...]
+
+
+@dataclass(frozen=True)
 class Summary:
     """The header strip's numbers.
 
@@ -256,6 +382,12 @@ class Summary:
         stale_views: gold views whose freshness status is ``stale``.
         warn_views: gold views whose freshness status is ``warn``.
         rejected_records: rows over all ``_rejects`` tables.
+        unmapped_lab_codes: distinct (site, local code) pairs the site maps lack, from
+            ``silver/lab/mapping_report``; None when that table is not in the lake.
+        unknown_lab_units: distinct (site, unit) pairs not recognisable as UCUM, likewise.
+        sdtm_errors: SDTM conformance findings of severity ``error`` in
+            ``bronze/trials/findings``; None when that table is not in the lake.
+        sdtm_warnings: ... of severity ``warning``; None likewise.
     """
 
     tables: int
@@ -266,6 +398,10 @@ class Summary:
     stale_views: int
     warn_views: int
     rejected_records: int
+    unmapped_lab_codes: int | None = None
+    unknown_lab_units: int | None = None
+    sdtm_errors: int | None = None
+    sdtm_warnings: int | None = None
 
 
 @dataclass(frozen=True)
@@ -347,6 +483,10 @@ class ReportData:
         data_docs_index: absolute path of the Great Expectations Data Docs index, or None.
         notes: sentences about anything the collector could not read.
         access: who used the catalog server, from its audit log; None when not collected.
+        lab_mapping: the lab silo's terminology conformance; None when the lake has neither
+            ``silver/lab/lab_results`` nor ``silver/lab/mapping_report``.
+        sdtm: the trials silo's SDTM findings; None when ``bronze/trials/findings`` is not
+            in the lake.
     """
 
     lake_root: str
@@ -364,3 +504,5 @@ class ReportData:
     data_docs_index: str | None
     notes: tuple[str, ...]
     access: AccessSummary | None = None
+    lab_mapping: LabMapping | None = None
+    sdtm: SdtmConformance | None = None

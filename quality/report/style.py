@@ -24,7 +24,7 @@ a:hover{text-decoration:underline}
 .meta dt{font-size:11px;text-transform:uppercase;letter-spacing:.08em;color:#a5b4fc}
 .meta dd{margin:0;color:#fff;overflow-wrap:anywhere}
 .meta code{color:#fff}
-.strip{display:grid;grid-template-columns:repeat(6,minmax(0,1fr));gap:14px;margin-top:-44px}
+.strip{display:grid;grid-template-columns:repeat(4,minmax(0,1fr));gap:14px;margin-top:-44px}
 .stat{background:var(--card);border-radius:12px;padding:14px 16px 12px;
   box-shadow:0 1px 2px rgba(15,23,42,.06),0 6px 18px rgba(15,23,42,.07);
   border-top:4px solid var(--none-bg)}
@@ -82,6 +82,7 @@ tbody tr:last-child td{border-bottom:0}
 tr:target td{background:#eef2ff}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.when{white-space:nowrap;font-variant-numeric:tabular-nums}
+td.nowrap{white-space:nowrap}
 td .sub{display:block;font-size:12px;color:var(--muted)}
 a.title{font-weight:650;white-space:nowrap}
 td.status{white-space:nowrap}
@@ -130,7 +131,7 @@ details.suite[open]{background:#fcfcfd}
 .empty{padding:18px 16px;color:var(--muted)}
 footer{margin:46px 0 0;padding:18px 0 30px;border-top:1px solid var(--line);
   color:var(--muted);font-size:12.5px}
-@media (max-width:1100px){.strip{grid-template-columns:repeat(3,minmax(0,1fr))}
+@media (max-width:1100px){.strip{grid-template-columns:repeat(2,minmax(0,1fr))}
   .grid2{grid-template-columns:1fr}}
 @media print{.toc{display:none}.masthead{padding-bottom:20px}.strip{margin-top:14px}}
 """
