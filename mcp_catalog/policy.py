@@ -8,7 +8,9 @@ The policy declares, per dataset: the class of every column (direct identifier,
 quasi-identifier, sensitive, clinical, free text, pseudonym, administrative), which roles see
 its rows or aggregates and which column classes each of them gets, the purposes of use it
 may serve, whether consent filters it, its row cap, its minimum cell size and the row
-thresholds below which nothing of it leaves the server.
+thresholds below which nothing of it leaves the server. It also lists the clinical trials
+whose data the lake holds and whether each is still blinded: the research views show a
+subject's treatment arm only for studies listed as unblinded.
 """
 
 import hashlib
@@ -42,6 +44,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _SCOPE = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _DATASET = re.compile(r"^[a-z][a-z0-9_]{0,62}/[a-z][a-z0-9_]{0,62}$")
 _PROTOCOL = re.compile(r"^[A-Z0-9][A-Z0-9-]{2,40}$")
+_STUDY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
@@ -72,6 +75,17 @@ class Protocol(BaseModel):
 
     title: str
     expires: date
+
+
+class Trial(BaseModel):
+    """A clinical trial whose SDTM data the lake holds, keyed by its STUDYID."""
+
+    model_config = _STRICT
+
+    title: str
+    blinded: bool = Field(strict=True)
+    """True while treatment assignment must stay hidden: the research views leave the
+    subjects' arms empty. Required, so a study is never unblinded by omission."""
 
 
 class Role(BaseModel):
@@ -249,6 +263,11 @@ class Policy(BaseModel):
     """Every scope biofed understands, with what it grants."""
     purposes: dict[str, Purpose]
     protocols: dict[str, Protocol] = {}
+    # Left out of dumps when empty, like ``suppress_below``: a policy without trials keeps
+    # the fingerprint it had before the section existed.
+    trials: dict[str, Trial] = Field({}, exclude_if=lambda value: not value)
+    """Clinical trials by STUDYID, with whether each is blinded. A study not listed counts
+    as blinded (see :meth:`unblinded_studies`)."""
     roles: dict[str, Role]
     break_glass: BreakGlass
     audit_scope: str
@@ -311,6 +330,11 @@ class Policy(BaseModel):
         for scope in (self.break_glass.scope, self.audit_scope):
             if scope not in self.scopes:
                 problems.append(f"unknown scope {scope!r}")
+        problems += [
+            f"trial id {t!r} must be a STUDYID of letters, digits, '_', '.' and '-'"
+            for t in self.trials
+            if not _STUDY.match(t)
+        ]
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -331,6 +355,17 @@ class Policy(BaseModel):
     def role(self, name: str) -> Role | None:
         """A role by exact name, or None."""
         return self.roles.get(name)
+
+    def unblinded_studies(self) -> frozenset[str]:
+        """The STUDYIDs whose treatment arms the research views may show.
+
+        Fails closed: only studies listed with ``blinded: false`` are returned, so a study
+        the policy does not mention stays blinded.
+
+        Returns:
+            The unblinded studies' ids, exactly as the policy spells them.
+        """
+        return frozenset(study for study, trial in self.trials.items() if not trial.blinded)
 
 
 def load_policy(path: str | Path | None = None) -> Policy:

@@ -87,6 +87,10 @@ class ViewContext:
     uid_key: bytes = b""
     """The audience's key for remapping DICOM UIDs (``dicom_deid.remap_uid``). Empty for
     audiences without imaging views; the imaging builders refuse to run without it."""
+    unblinded_studies: frozenset[str] = frozenset()
+    """STUDYIDs of the trials whose treatment arms the views may show (the policy's
+    ``Policy.unblinded_studies()``). Arm columns are shown only for these studies; for any
+    other study, including one the policy does not list, they are empty (fail closed)."""
 
 
 ViewBuilder = Callable[[dict[str, pl.DataFrame], ViewContext], pl.DataFrame]
