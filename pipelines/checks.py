@@ -17,6 +17,10 @@ GOLD_DOMAINS: dict[str, str] = {
     "gold/research/imaging_studies": "imaging",
     "gold/research/imaging_series": "imaging",
     "gold/research/imaging_instances": "imaging",
+    "gold/research/lab_results": "lab",
+    "gold/research/trial_subjects": "trials",
+    "gold/research/trial_adverse_events": "trials",
+    "gold/research/trial_lab_results": "trials",
 }
 """Research views that belong to a silo other than the EHR."""
 
@@ -24,6 +28,7 @@ LAKE_PATHS = {
     "bronze/ehr/rejects": "_rejects/ehr/fhir",
     "bronze/genomics/rejects": "_rejects/genomics/vcf",
     "bronze/imaging/rejects": "_rejects/imaging/dicom",
+    "bronze/lab/rejects": "_rejects/lab/results",
 }
 """Suite names whose table lives elsewhere in the lake."""
 
@@ -40,6 +45,8 @@ def suite_check(table: str) -> dg.AssetChecksDefinition:
         asset=dg.AssetKey(table.split("/")),
         name="quality_suite",
         blocking=True,
+        # The tables its references are checked against must be there first.
+        additional_deps=[dg.AssetKey(r.split("/")) for r in references_for(table)],
         description=f"Great Expectations suite of {table}: keys, code systems and "
         "check digits, value ranges, date order, references, identifiers.",
     )
@@ -95,7 +102,7 @@ def suite_check(table: str) -> dg.AssetChecksDefinition:
 
 def domain_of(table: str) -> str:
     """The clinical domain whose definitions carry a table's suite check."""
-    for domain in ("genomics", "imaging"):
+    for domain in ("genomics", "imaging", "lab", "trials"):
         if f"/{domain}/" in table:
             return domain
     return GOLD_DOMAINS.get(table, "ehr")

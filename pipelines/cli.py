@@ -206,7 +206,10 @@ Things to ask: "How common is rs7903146 (chr10:112998590) in the cohort?" (a reg
 variant_frequencies); "How many consented people have type 2 diabetes?" (aggregate_conditions);
 "Which CT studies of the chest were done last year, and how many series per modality are
 there?" (query_imaging_studies by primary_modality, body_part and study_date;
-aggregate_imaging_series).
+aggregate_imaging_series); "What is the mean HbA1c per site, whichever unit each lab
+reports in?" (aggregate_lab_results by site for loinc 4548-4: one unit, %); "Which adverse
+events were most common in the trial, by body system?" (aggregate_trial_adverse_events; the
+arm stays hidden while BIOFED-01 is blinded).
 
 Verify the audit log of every call:  {biofed} audit verify --lake {lake}
 Browse the asset graph and runs:  make dev
@@ -470,7 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=7)
     synth.add_argument("--out", default="landing")
     synth.add_argument(
-        "--silos", help="comma-separated silos to write (ehr,genomics,imaging); all by default"
+        "--silos",
+        help="comma-separated silos to write (ehr,genomics,imaging,lab,trials); all by default",
     )
     synth.set_defaults(func=_synth)
 

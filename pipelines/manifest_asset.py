@@ -27,14 +27,19 @@ class ManifestFeed:
     """The bronze table of its rows."""
     rejects_table: str
     """Where its quarantined rows go."""
-    key: str
-    """The column that names a row (one row per value)."""
+    key: str | tuple[str, ...]
+    """The column (or columns) that name a row (one row per value)."""
     columns: Mapping[str, pl.DataType]
     """The bronze table's columns: the manifest's, ``source_file`` and the ingest columns."""
     read: Callable[..., tuple[pl.DataFrame, pl.DataFrame]]
     """``read(path, source_file=...)`` -> ``(rows, rejects)``; raises ``ManifestError``."""
     missing: str
     """What to do when data landed without the manifest (the run stops with it)."""
+
+    @property
+    def keys(self) -> list[str]:
+        """The key columns, as a list."""
+        return [self.key] if isinstance(self.key, str) else list(self.key)
 
 
 def land_manifest(
@@ -69,7 +74,7 @@ def land_manifest(
             store.unchanged(feed.table)
             if store.table(feed.table) is not None
             else store.merge(
-                feed.table, pl.DataFrame(schema=dict(feed.columns)), [feed.key], run_id=run_id
+                feed.table, pl.DataFrame(schema=dict(feed.columns)), feed.keys, run_id=run_id
             )
         )
         return dg.MaterializeResult(metadata=write_metadata(outcome, store.row_count(feed.table)))
@@ -90,13 +95,13 @@ def land_manifest(
         rows = rows.with_columns(pl.lit(landed.source_file).alias("source_file"), *provenance)
         rows = rows.select(list(feed.columns))
         current = store.read(feed.table) if store.table(feed.table) is not None else None
-        unchanged = current is not None and current.drop("ingested_at").sort(feed.key).equals(
-            rows.drop("ingested_at").sort(feed.key)
+        unchanged = current is not None and current.drop("ingested_at").sort(feed.keys).equals(
+            rows.drop("ingested_at").sort(feed.keys)
         )
         outcome = (
             store.unchanged(feed.table)
             if unchanged
-            else store.merge(feed.table, rows, [feed.key], run_id=run_id)
+            else store.merge(feed.table, rows, feed.keys, run_id=run_id)
         )
         store.replace_sources(
             feed.rejects_table,

@@ -30,7 +30,8 @@ def pseudonyms_for(store: Lake, lake: LakeResource, audience: str) -> Pseudonyms
 
 
 def research_context(store: Lake, lake: LakeResource, audience: str) -> ViewContext:
-    """Pseudonyms, per-person date shifts, DICOM UID key and consented people, as of now."""
+    """Pseudonyms, per-person date shifts, DICOM UID key, consented people and the studies
+    whose arms may be shown, as of now."""
     now = datetime.now(UTC)
     crosswalk = store.read(CROSSWALK_PATH)
     keys = lake.deid_keys()
@@ -43,6 +44,7 @@ def research_context(store: Lake, lake: LakeResource, audience: str) -> ViewCont
         consented=consented_people(store.read(CONSENTS_PATH), as_of=now),
         reference_date=now.date(),
         uid_key=keys.for_uids(audience),
+        unblinded_studies=load_policy().unblinded_studies(),
     )
 
 

@@ -40,6 +40,15 @@ SLAS: tuple[tuple[str, FreshnessSLA], ...] = (
     ("bronze/imaging/*", FreshnessSLA(timedelta(days=8), timedelta(days=15))),
     ("silver/imaging/*", FreshnessSLA(timedelta(days=8), timedelta(days=15))),
     ("gold/research/imaging_*", FreshnessSLA(timedelta(days=8), timedelta(days=15))),
+    # LIS exports land nightly and HL7 results flow all day: a missed night warns, three
+    # missed days are stale (the same as the EHR feeds).
+    ("bronze/lab/*", FreshnessSLA(timedelta(hours=26), timedelta(days=3))),
+    ("silver/lab/*", FreshnessSLA(timedelta(hours=26), timedelta(days=3))),
+    # SDTM transfers from a trial's data management come monthly: five weeks warn, a missed
+    # quarter is stale.
+    ("bronze/trials/*", FreshnessSLA(timedelta(days=35), timedelta(days=95))),
+    ("silver/trials/*", FreshnessSLA(timedelta(days=35), timedelta(days=95))),
+    ("gold/research/trial_*", FreshnessSLA(timedelta(days=35), timedelta(days=95))),
     ("gold/research/*", FreshnessSLA(timedelta(hours=26), timedelta(days=3))),
     ("restricted/*", FreshnessSLA(timedelta(hours=26), timedelta(days=3))),
 )

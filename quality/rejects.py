@@ -28,6 +28,15 @@ REJECT_THRESHOLDS: dict[str, RejectThreshold] = {
     # broken. The ledger counts files read, instances written and files rejected: pass
     # ``instances`` as records, ``rejected`` as rejects and ``batch`` as the source_file.
     "bronze/imaging/batches": RejectThreshold(warn_ratio=0.01, fail_ratio=0.05),
+    # LIS exports and HL7 interfaces are machine-written too, but interface engines pass on
+    # the odd malformed message and hand-edited exports happen: up to 0.5% is noise. A
+    # quarantined result is a value missing from a patient's record, so above 5% the feed
+    # is broken and must not reach the views.
+    "bronze/lab/files": RejectThreshold(warn_ratio=0.005, fail_ratio=0.05),
+    # SDTM datasets are produced by validated programs; a dataset that cannot be read is a
+    # whole domain of a study missing, so any one warns, and above 10% of the datasets the
+    # transfer is broken. Counted by dataset file: pass 1 - rejects as records.
+    "bronze/trials/files": RejectThreshold(warn_ratio=0.0, fail_ratio=0.1),
 }
 """File ledgers (one per silo) to thresholds."""
 

@@ -25,7 +25,12 @@ def materialised_lake(tmp_path_factory) -> Iterator[MaterialisedLake]:
     """A real lake: a synthetic cohort landed and every asset materialised once."""
     base = tmp_path_factory.mktemp("e2e")
     landing, lake = base / "landing", base / "lake"
-    write_cohort(landing, patients=PATIENTS, seed=SEED, silos=("ehr", "genomics", "imaging"))
+    write_cohort(
+        landing,
+        patients=PATIENTS,
+        seed=SEED,
+        silos=("ehr", "genomics", "imaging", "lab", "trials"),
+    )
     with dg.instance_for_test() as instance:
         result = materialize(str(lake), str(landing), instance=instance)
         assert result.success, "the first full materialisation failed"

@@ -1,10 +1,15 @@
 import dagster as dg
 
+from connectors.sdtm import RULES
 from mcp_catalog.governance.genomics import GENOMIC_VIEWS
 from mcp_catalog.governance.imaging import IMAGING_VIEWS
+from mcp_catalog.governance.lab import LAB_VIEWS
+from mcp_catalog.governance.trials import TRIAL_VIEWS
 from mcp_catalog.governance.views import RESEARCH_VIEWS
 from pipelines.definitions import build_definitions, defs
+from pipelines.defs.trials.checks import KEY_RULES
 from pipelines.ehr import BRONZE_TABLES, SILVER_TABLES
+from pipelines.trials import DOMAINS
 
 
 def test_the_code_location_loads_and_validates():
@@ -24,7 +29,31 @@ def test_every_layer_of_every_silo_is_an_asset():
     expected |= {f"bronze/imaging/{t}" for t in ("instances", "batches", "rejects", "orders")}
     expected |= {f"silver/imaging/dicom_{t}" for t in ("instances", "series", "studies")}
     expected |= {f"gold/research/{v.name}" for v in IMAGING_VIEWS}
+    lab = ("results", "messages", "rejects", "files", "patient_index")
+    expected |= {f"bronze/lab/{t}" for t in lab}
+    expected |= {"silver/lab/lab_results", "silver/lab/mapping_report"}
+    expected |= {f"gold/research/{v.name}" for v in LAB_VIEWS}
+    trials = ("other_domains", "findings", "variables", "files", "rejects", "enrolment")
+    expected |= {f"bronze/trials/{t}" for t in (*DOMAINS, *trials)}
+    expected |= {f"silver/trials/{d}" for d in DOMAINS}
+    expected |= {f"gold/research/{v.name}" for v in TRIAL_VIEWS}
     assert keys == expected
+
+
+def test_conformance_rules_that_break_keys_block_the_silver_trial_tables():
+    definitions = build_definitions()
+    graph = definitions.resolve_asset_graph()
+    for domain in DOMAINS:
+        parents = graph.get(dg.AssetKey(["silver", "trials", domain])).parent_keys
+        assert dg.AssetKey(["bronze", "trials", "findings"]) in parents
+    checks = {
+        spec.name: spec.blocking
+        for checks in definitions.asset_checks or []
+        for spec in checks.check_specs
+        if spec.asset_key == dg.AssetKey(["bronze", "trials", "findings"])
+    }
+    assert checks == {f"sdtm_{rule}": rule in KEY_RULES for rule in RULES}
+    assert set(KEY_RULES) == {"usubjid_not_unique_in_dm", "seq_not_unique", "domain_mismatch"}
 
 
 def test_bronze_and_silver_genomics_have_a_partition_per_landed_vcf():

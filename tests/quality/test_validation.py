@@ -41,7 +41,8 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
     """A real lake: a synthetic cohort landed and every asset materialised once."""
     base = tmp_path_factory.mktemp("quality")
     landing, root = base / "landing", base / "lake"
-    write_cohort(landing, patients=PATIENTS, seed=11, silos=("ehr", "genomics", "imaging"))
+    silos = ("ehr", "genomics", "imaging", "lab", "trials")
+    write_cohort(landing, patients=PATIENTS, seed=11, silos=silos)
     # Disposing of the instance removes its temporary directory now, not at a random GC.
     with dg.DagsterInstance.ephemeral() as instance:
         result = materialize(str(root), str(landing), instance=instance)

@@ -11,6 +11,8 @@ from connectors.fhir.schema import table_columns
 from mcp_catalog.catalog import TableState, build_manifest, dataset_entry, source_entry
 from mcp_catalog.governance.genomics import GENOMIC_VIEWS
 from mcp_catalog.governance.imaging import IMAGING_VIEWS
+from mcp_catalog.governance.lab import LAB_VIEWS
+from mcp_catalog.governance.trials import TRIAL_VIEWS
 from mcp_catalog.governance.views import IDENTIFIED_VIEWS, RESEARCH_VIEWS, IdentifiedView, ViewSpec
 from mcp_catalog.manifest import (
     CatalogColumn,
@@ -29,16 +31,24 @@ from quality.freshness import freshness_status, sla_for
 
 MANIFEST_PATH = "_catalog/manifest.json"
 
-SERVED_VIEWS: tuple[ViewSpec, ...] = (*RESEARCH_VIEWS, *GENOMIC_VIEWS, *IMAGING_VIEWS)
+SERVED_VIEWS: tuple[ViewSpec, ...] = (
+    *RESEARCH_VIEWS,
+    *GENOMIC_VIEWS,
+    *IMAGING_VIEWS,
+    *LAB_VIEWS,
+    *TRIAL_VIEWS,
+)
 """Every materialised view the catalog serves, in catalog order."""
 
 LEDGERS = {
     "ehr": "bronze/ehr/files",
     "genomics": "bronze/genomics/vcf_files",
     "imaging": "bronze/imaging/batches",
+    "lab": "bronze/lab/files",
+    "trials": "bronze/trials/files",
 }
-"""Each silo's ledger of landed files (batches for imaging), which records when every file
-was written."""
+"""Each silo's ledger of landed files (batches for imaging, datasets for trials), which
+records when every file was written."""
 
 
 def _silo(source: str) -> str:

@@ -11,6 +11,8 @@ from mcp_catalog.governance.deid import (
     SURROGATE_SCHEMA,
     new_surrogates,
 )
+from mcp_catalog.governance.lab import LAB_VIEWS, lab_record_identifiers
+from mcp_catalog.governance.trials import TRIAL_VIEWS, trial_record_identifiers
 from mcp_catalog.governance.views import (
     RESEARCH_VIEWS,
     surrogate_identifiers,
@@ -222,6 +224,14 @@ def _silver_asset(table: str) -> dg.AssetsDefinition:
 
 _SURROGATE_TABLE_SCHEMA = {"audience": pl.String(), **SURROGATE_SCHEMA}
 
+_OTHER_RECORD_KEYS = (
+    (LAB_VIEWS, lab_record_identifiers),
+    (TRIAL_VIEWS, trial_record_identifiers),
+)
+"""Views of other silos with record pseudonyms, and the identifiers they pseudonymise: their
+surrogates are drawn here too once their silver tables exist."""
+_OTHER_SOURCES = sorted({s for views, _ in _OTHER_RECORD_KEYS for v in views for s in v.sources})
+
 
 @dg.asset(
     key=SURROGATES_PATH.split("/"),
@@ -233,6 +243,7 @@ _SURROGATE_TABLE_SCHEMA = {"audience": pl.String(), **SURROGATE_SCHEMA}
             dg.AssetKey(s.split("/"))
             for s in sorted({s for v in RESEARCH_VIEWS for s in v.sources})
         ),
+        *(dg.AssetKey(s.split("/")) for s in _OTHER_SOURCES),
     ],
     description="Random surrogates for every identifier of the audiences whose policy scheme "
     "is `surrogate`: audience, prefix, identifier, surrogate. Append-only, so a surrogate never "
@@ -263,6 +274,7 @@ def surrogates(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Mate
                 store.read(CROSSWALK_PATH).get_column("person_key"),
                 specs,
             )
+            wanted = pl.concat([wanted, *_other_record_keys(store, audience)])
             fresh = new_surrogates(
                 wanted, existing.filter(pl.col("audience") == audience).drop("audience")
             )
@@ -281,6 +293,17 @@ def surrogates(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Mate
             schemes=", ".join(f"{a}: {policy.pseudonym_scheme(a)}" for a in audiences),
         )
     )
+
+
+def _other_record_keys(store, audience: str) -> list[pl.DataFrame]:
+    """The record identifiers of the other silos' views of ``audience`` whose sources
+    exist (a lake without a lab or trial feed has none)."""
+    parts = []
+    for views, identifiers in _OTHER_RECORD_KEYS:
+        paths = sorted({s for v in views if v.audience == audience for s in v.sources})
+        if paths and all(store.table(p) is not None for p in paths):
+            parts.append(identifiers({p: store.read(p) for p in paths}).cast(pl.String()))
+    return parts
 
 
 silver_assets = [_silver_asset(t) for t in ehr.SILVER_TABLES]
