@@ -30,8 +30,10 @@ from connectors.terminology import conform_lab_results, mapping_report
 from pipelines.ehr import FILE_LEDGER_SCHEMA, INGEST_COLUMNS, REJECTS_SCHEMA, BronzeBatch
 from pipelines.lake import Lake, WriteOutcome
 from pipelines.landing import LandingFile, files_with_suffixes, landing_file
-from pipelines.manifests import blank, read_manifest
+from pipelines.linking import index_rules, link_through_index
+from pipelines.manifests import read_manifest
 from quality.report.lab_mapping import site_summary
+from quality.valuesets import LAB_LINK_STATUS
 
 RESULTS_PATH = "bronze/lab/results"
 MESSAGES_PATH = "bronze/lab/messages"
@@ -72,10 +74,8 @@ INDEX_COLUMNS: dict[str, pl.DataType] = {
 INDEX_TABLE_COLUMNS: dict[str, pl.DataType] = {**INDEX_COLUMNS, **PROVENANCE_COLUMNS}
 INDEX_KEY = ("site", "lab_patient_id")
 
-LINK_STATUSES: tuple[str, ...] = ("linked", "unknown_patient", "unknown_mrn")
-"""How a result was tied to a person: ``linked`` (its lab patient id is in the site's index
-and the MRN is a known person), ``unknown_patient`` (the site's index does not list the lab
-patient id), ``unknown_mrn`` (the index gives an MRN the crosswalk does not know)."""
+LINK_STATUSES = LAB_LINK_STATUS
+"""How a result was tied to a person (see ``quality.valuesets.LAB_LINK_STATUS``)."""
 
 SILVER_COLUMNS: dict[str, pl.DataType] = {
     "result_id": pl.String(),
@@ -260,19 +260,7 @@ def read_patient_index(path: Path, *, source_file: str) -> tuple[pl.DataFrame, p
         source_file=source_file,
         columns=INDEX_COLUMNS,
         parsed={},
-        rules=[
-            (blank("site"), "site is empty"),
-            (blank("lab_patient_id"), "lab_patient_id is empty"),
-            (blank("mrn"), "mrn is empty"),
-            (
-                pl.col("mrn").n_unique().over(list(INDEX_KEY)) > 1,
-                "the lab patient id is listed for more than one MRN at its site",
-            ),
-            (
-                ~pl.struct(list(INDEX_COLUMNS)).is_first_distinct(),
-                "the line repeats an earlier line of the index",
-            ),
-        ],
+        rules=index_rules(INDEX_COLUMNS, INDEX_KEY, "lab patient id"),
         what="lab patient index",
     )
 
@@ -303,25 +291,10 @@ def link_results(
 ) -> pl.DataFrame:
     """``person_key`` and ``link_status`` (:data:`LINK_STATUSES`) of each result, through the
     site's patient index (lab patient id -> MRN) and the crosswalk (MRN -> person)."""
-    ids = index.select(
-        "site", pl.col("lab_patient_id").alias("patient_id"), pl.col("mrn").alias("_mrn")
-    ).unique(subset=["site", "patient_id"], keep="none")
-    mrns = (
-        crosswalk.filter(pl.col("identifier_type") == "mrn")
-        .select(pl.col("identifier").alias("_mrn"), "person_key")
-        .unique(subset=["_mrn"], keep="none")
+    ids = index.rename({"lab_patient_id": "patient_id"})
+    return link_through_index(
+        results, ids, ["site", "patient_id"], crosswalk, not_indexed="unknown_patient"
     )
-    linked = results.join(ids, on=["site", "patient_id"], how="left").join(
-        mrns, on="_mrn", how="left"
-    )
-    return linked.with_columns(
-        pl.when(pl.col("_mrn").is_null())
-        .then(pl.lit("unknown_patient"))
-        .when(pl.col("person_key").is_null())
-        .then(pl.lit("unknown_mrn"))
-        .otherwise(pl.lit("linked"))
-        .alias("link_status")
-    ).drop("_mrn")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ from connectors.sdtm import conform_domain, finding_schema, read_sdtm, variable_
 from pipelines.ehr import FILE_LEDGER_SCHEMA, INGEST_COLUMNS, REJECTS_SCHEMA
 from pipelines.lake import Lake, WriteOutcome
 from pipelines.landing import LandingFile, files_with_suffixes, landing_file
-from pipelines.manifests import blank, read_manifest
+from pipelines.linking import index_rules, link_through_index
+from pipelines.manifests import read_manifest
 
 DOMAINS: tuple[str, ...] = ("dm", "ae", "lb", "vs", "ex", "ds", "cm", "mh")
 """The SDTM domains biofed stores typed, one bronze and one silver table each."""
@@ -342,19 +343,9 @@ def read_enrolment(path: Path, *, source_file: str) -> tuple[pl.DataFrame, pl.Da
         source_file=source_file,
         columns=ENROLMENT_COLUMNS,
         parsed={},
-        rules=[
-            (blank("studyid"), "studyid is empty"),
-            (blank("usubjid"), "usubjid is empty"),
-            (blank("mrn"), "mrn is empty"),
-            (
-                pl.col("mrn").n_unique().over(list(ENROLMENT_KEY)) > 1,
-                "the subject is listed for more than one MRN",
-            ),
-            (
-                ~pl.struct(list(ENROLMENT_COLUMNS)).is_first_distinct(),
-                "the line repeats an earlier line of the map",
-            ),
-        ],
+        rules=index_rules(
+            [c for c in ENROLMENT_COLUMNS if c != "site"], ENROLMENT_KEY, "subject"
+        ),
         what="enrolment map",
     )
 
@@ -364,23 +355,9 @@ def link_subjects(
 ) -> pl.DataFrame:
     """``person_key`` and ``link_status`` (:data:`LINK_STATUSES`) of each row, through the
     enrolment map (study and subject -> MRN) and the crosswalk (MRN -> person)."""
-    ids = enrolment.select(*ENROLMENT_KEY, pl.col("mrn").alias("_mrn")).unique(
-        subset=list(ENROLMENT_KEY), keep="none"
+    return link_through_index(
+        frame, enrolment, ENROLMENT_KEY, crosswalk, not_indexed="not_enrolled"
     )
-    mrns = (
-        crosswalk.filter(pl.col("identifier_type") == "mrn")
-        .select(pl.col("identifier").alias("_mrn"), "person_key")
-        .unique(subset=["_mrn"], keep="none")
-    )
-    linked = frame.join(ids, on=list(ENROLMENT_KEY), how="left").join(mrns, on="_mrn", how="left")
-    return linked.with_columns(
-        pl.when(pl.col("_mrn").is_null())
-        .then(pl.lit("not_enrolled"))
-        .when(pl.col("person_key").is_null())
-        .then(pl.lit("unknown_mrn"))
-        .otherwise(pl.lit("linked"))
-        .alias("link_status")
-    ).drop("_mrn")
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,30 @@ not a FHIR value set: the retired terms (CD, DD, ST, ...) and the non-standard S
 out. PA (photoacoustic) and CFM (confocal microscopy) came with their image storage SOP
 classes."""
 
+LAB_SOURCE_KINDS: tuple[str, ...] = ("csv", "hl7v2")
+"""Which reader produced a lab result: an LIS CSV export or an HL7 v2 ORU feed."""
+LAB_LINK_STATUS: tuple[str, ...] = ("linked", "unknown_patient", "unknown_mrn")
+"""How a lab result was tied to a person: linked; no patient-index row for the lab's patient
+id; an index MRN the person crosswalk does not know."""
+LAB_MAPPING_STATUS: tuple[str, ...] = ("loinc_reported", "mapped", "unmapped", "invalid_loinc")
+"""How a result's LOINC code was reached: the lab sent a valid LOINC; the site map gave one;
+neither; the LOINC sent has a wrong check digit or shape. The same values as
+``connectors.terminology.MAPPING_STATUSES``, which sets them (a test holds the two equal)."""
+LAB_UNIT_STATUS: tuple[str, ...] = (
+    "canonical",
+    "converted",
+    "no_canonical",
+    "unknown_unit",
+    "unconvertible",
+    "not_numeric",
+    "no_unit",
+)
+"""How a result's unit and value were reached: sent in the analyte's canonical unit;
+converted to it; the analyte has no canonical unit (the sent unit's UCUM spelling is kept);
+the sent unit is not recognisable; recognisable but not convertible to the canonical one;
+the value is not a number; no unit was sent. The same values as
+``connectors.terminology.UNIT_STATUSES`` (a test holds the two equal)."""
+
 HL7_RESULT_STATUS: tuple[str, ...] = (
     "A",
     "B",

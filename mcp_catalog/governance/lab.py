@@ -20,7 +20,7 @@ import polars as pl
 from mcp_catalog.governance.deid import PERSON_PREFIX, shift_dates
 from mcp_catalog.governance.views import ViewColumn, ViewContext, ViewSpec
 from mcp_catalog.manifest import ColumnClass, ColumnType
-from quality.valuesets import HL7_RESULT_STATUS
+from quality.valuesets import HL7_RESULT_STATUS, LAB_MAPPING_STATUS, LAB_UNIT_STATUS
 
 LAB_RESULTS = "silver/lab/lab_results"
 RECORD_PREFIX = "L"
@@ -34,19 +34,9 @@ RESULT_STATUS = HL7_RESULT_STATUS
 in lab, N not asked, O order detail only, P preliminary, R not verified, S partial, U changed
 to final without new values, W posted to the wrong patient, X cannot be obtained."""
 
-MAPPING_STATUS: tuple[str, ...] = ("loinc_reported", "mapped", "unmapped", "invalid_loinc")
-"""How a result's LOINC code was reached (``connectors.terminology.conform_lab_results``)."""
+MAPPING_STATUS = LAB_MAPPING_STATUS
 
-UNIT_STATUS: tuple[str, ...] = (
-    "canonical",
-    "converted",
-    "no_canonical",
-    "unknown_unit",
-    "unconvertible",
-    "not_numeric",
-    "no_unit",
-)
-"""How a result's unit and value were reached (``conform_lab_results``)."""
+UNIT_STATUS = LAB_UNIT_STATUS
 
 SOURCE_KIND: tuple[str, ...] = ("csv", "hl7v2")
 """The reader a result came from: an LIS CSV export or an HL7 v2 message."""

@@ -6,21 +6,10 @@ its Dagster asset metadata as Markdown).
 
 import polars as pl
 
-MAPPING_STATUSES: tuple[str, ...] = ("loinc_reported", "mapped", "unmapped", "invalid_loinc")
-"""``mapping_status`` of ``silver/lab/lab_results``: the lab sent a valid LOINC; the site map
-gave one; neither; the LOINC sent or mapped is malformed or has a wrong check digit."""
-UNIT_STATUSES: tuple[str, ...] = (
-    "canonical",
-    "converted",
-    "no_canonical",
-    "unknown_unit",
-    "unconvertible",
-    "not_numeric",
-    "no_unit",
-)
-"""``unit_status`` of ``silver/lab/lab_results``: sent in the analyte's canonical unit;
-converted to it; the analyte has no canonical unit; the sent unit is not recognisable; it is
-recognisable but not convertible; the value is not a number; no unit was sent."""
+from quality.valuesets import LAB_MAPPING_STATUS, LAB_UNIT_STATUS
+
+MAPPING_STATUSES = LAB_MAPPING_STATUS
+UNIT_STATUSES = LAB_UNIT_STATUS
 SUMMARY_INPUT_COLUMNS: tuple[str, ...] = (
     "site",
     "source_kind",

@@ -49,7 +49,14 @@ from quality.suites._model import Check, DeriveContext, Suite
 from quality.suites.bronze import PERSON_KEY, files_suite
 from quality.suites.genomics import EHR_MRN, _on_contract_dtypes, _typed
 from quality.suites.gold import AUDIENCE, GoldView, _privacy, _pseudonym_format
-from quality.valuesets import HL7_ABNORMAL_FLAGS, HL7_RESULT_STATUS
+from quality.valuesets import (
+    HL7_ABNORMAL_FLAGS,
+    HL7_RESULT_STATUS,
+    LAB_LINK_STATUS,
+    LAB_MAPPING_STATUS,
+    LAB_SOURCE_KINDS,
+    LAB_UNIT_STATUS,
+)
 
 BRONZE = "bronze/lab"
 SILVER = "silver/lab"
@@ -145,28 +152,12 @@ MAPPING_REPORT_DTYPES: dict[str, pl.DataType] = {
 """``silver/lab/mapping_report``: ``connectors.terminology.mapping_report`` output, one row
 per site, issue, code and unit, with the number of results it concerns."""
 
-SOURCE_KINDS: tuple[str, ...] = ("csv", "hl7v2")
-"""Which reader produced a row (``connectors.lab_schema``: ``source_kind``)."""
-LINK_STATUS: tuple[str, ...] = ("linked", "unknown_patient", "unknown_mrn")
-"""Linked to a person; no patient-index row for the lab's patient id; an index MRN the
-person crosswalk does not know."""
-MAPPING_STATUS: tuple[str, ...] = ("loinc_reported", "mapped", "unmapped", "invalid_loinc")
-"""The lab sent a valid LOINC; the site map gave one; neither; the LOINC sent or mapped has
-a wrong check digit or shape."""
+SOURCE_KINDS = LAB_SOURCE_KINDS
+LINK_STATUS = LAB_LINK_STATUS
+MAPPING_STATUS = LAB_MAPPING_STATUS
 WITH_LOINC: tuple[str, ...] = ("loinc_reported", "mapped")
 """The mapping statuses under which a result has a conformed ``loinc``."""
-UNIT_STATUS: tuple[str, ...] = (
-    "canonical",
-    "converted",
-    "no_canonical",
-    "unknown_unit",
-    "unconvertible",
-    "not_numeric",
-    "no_unit",
-)
-"""Sent in the analyte's canonical unit; converted to it; the analyte has no canonical unit
-(the sent unit's UCUM spelling is kept); the sent unit is not recognisable; recognisable but
-not convertible to the canonical one; the value is not a number; no unit was sent."""
+UNIT_STATUS = LAB_UNIT_STATUS
 IN_CANONICAL_UNIT: tuple[str, ...] = ("canonical", "converted")
 """The unit statuses under which ``value`` is in the analyte's canonical unit."""
 WITH_UNIT: tuple[str, ...] = ("canonical", "converted", "no_canonical")
