@@ -115,18 +115,13 @@ def bronze_schemas() -> dict[str, dict[str, pl.DataType]]:
     }
 
 
-def gone_sources(
-    ledger: pl.DataFrame | None, studies: list[str], current: list[str]
-) -> set[str]:
-    """Files the ledger lists in the given study folders that are no longer there."""
+def gone_sources(ledger: pl.DataFrame | None, studies: list["StudyFolder"]) -> set[str]:
+    """Files the ledger lists that are no longer landed: a dataset removed from its study
+    folder, or a whole study folder removed or renamed. Their rows leave bronze."""
     if ledger is None:
         return set()
-    prefixes = tuple(f"{name}/" for name in studies)
-    return {
-        s
-        for s in ledger.get_column("source_file").to_list()
-        if s.startswith(prefixes) and s not in current
-    } if prefixes else set()
+    landed = {f.source_file for study in studies for f in study.files}
+    return set(ledger.get_column("source_file").to_list()) - landed
 
 
 def ledger_after(

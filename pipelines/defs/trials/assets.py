@@ -106,11 +106,8 @@ def bronze_trials(
     ) as run:
         read = trials.read_bronze(changed, ingested_at=datetime.now(UTC))
         ensure_tables(store, trials.bronze_schemas(), run_id=run_id)
-        # Files that left a changed study folder lose their rows too.
-        replaced = sorted(
-            set(read.changed_sources)
-            | trials.gone_sources(ledger, [s.name for s in changed], read.changed_sources)
-        )
+        # Files no longer landed (a dataset or a whole study folder removed) lose their rows.
+        replaced = sorted(set(read.changed_sources) | trials.gone_sources(ledger, studies))
         frames = {
             **read.domains,
             "other_domains": read.other,
