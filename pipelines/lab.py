@@ -23,7 +23,7 @@ import polars as pl
 
 from connectors.errors import ConnectorError
 from connectors.hl7v2 import MESSAGE_SCHEMA, read_hl7v2
-from connectors.lab_csv import load_profile, read_lab_csv
+from connectors.lab_csv import builtin_profiles, load_profile, read_lab_csv
 from connectors.lab_schema import LAB_RESULT_SCHEMA
 from connectors.result import ReadResult
 from connectors.terminology import conform_lab_results, mapping_report
@@ -174,6 +174,13 @@ def _read(file: LabFile, folder: Path) -> ReadResult:
                 f"{CSV_FOLDER}/<SITE>/, whose name picks the site profile",
             )
         own = folder / CSV_FOLDER / file.site / PROFILE_NAME
+        if not own.is_file() and file.site not in builtin_profiles():
+            return _file_reject(
+                file,
+                f"no site profile for {file.site}: put a {PROFILE_NAME} beside its exports "
+                f"(connectors/lab_csv/sites/ holds examples), or name the folder after a "
+                f"built-in profile ({', '.join(builtin_profiles())})",
+            )
         profile = load_profile(own if own.is_file() else file.site)
         return read_lab_csv(path, site=profile, on_error="quarantine")
     except ConnectorError as exc:
