@@ -133,12 +133,28 @@ def test_ec_and_eddsa_tokens_verify(tmp_path: Path, signer: Signer) -> None:
     assert verifier.verify(signer.sign(claims()))["sub"] == "alice"
 
 
+@dataclass(frozen=True)
+class _FromNow:
+    """A claim time relative to when the test runs."""
+
+    seconds: int
+
+
+def _at_run_time(overrides: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: int(time.time()) + v.seconds if isinstance(v, _FromNow) else v
+        for k, v in overrides.items()
+    }
+
+
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
-        ({"exp": int(time.time()) - 120}, "expired"),
-        ({"nbf": int(time.time()) + 120}, "not_yet_valid"),
-        ({"iat": int(time.time()) + 120}, "not_yet_valid"),
+        # Times are offsets from when the test runs (a long suite runs it minutes after
+        # collection), resolved by _at_run_time.
+        ({"exp": _FromNow(-120)}, "expired"),
+        ({"nbf": _FromNow(120)}, "not_yet_valid"),
+        ({"iat": _FromNow(120)}, "not_yet_valid"),
         ({"aud": "http://127.0.0.1:9999/mcp"}, "wrong_audience"),
         ({"aud": DROP}, "missing_audience"),
         ({"aud": AUDIENCE + "/"}, "wrong_audience"),
@@ -160,7 +176,7 @@ def test_ec_and_eddsa_tokens_verify(tmp_path: Path, signer: Signer) -> None:
 def test_claims_that_do_not_fit_are_refused_with_a_reason(
     verifier: JwtVerifier, rsa_key: Signer, overrides: dict[str, Any], reason: str
 ) -> None:
-    assert reason_of(verifier, rsa_key.sign(claims(**overrides))) == reason
+    assert reason_of(verifier, rsa_key.sign(claims(**_at_run_time(overrides)))) == reason
 
 
 def test_an_audience_list_with_the_exact_entry_is_accepted(

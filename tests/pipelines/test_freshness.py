@@ -34,8 +34,11 @@ def test_a_freshly_materialised_lake_reports_every_view_fresh(materialised_lake)
 
 def test_a_lake_whose_newest_source_is_older_than_its_sla_reports_stale(tmp_path):
     landing, lake = tmp_path / "landing", tmp_path / "lake"
-    write_cohort(landing, patients=15, seed=5, silos=("ehr", "genomics", "imaging"))
-    # Older than every silo's fail window (EHR: 3 days; imaging: 15; genomics: 95 days).
+    write_cohort(
+        landing, patients=15, seed=5, silos=("ehr", "genomics", "imaging", "lab", "trials")
+    )
+    # Older than every silo's fail window (EHR and lab: 3 days; imaging: 15; genomics and
+    # trials: 95 days).
     long_ago = time.time() - 100 * 86400
     for path in landing.rglob("*"):
         os.utime(path, (long_ago, long_ago))
