@@ -1,40 +1,9 @@
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import dagster as dg
-import pytest
+from tests.conftest import PATIENTS, SEED, MaterialisedLake
 
-from connectors.synth import write_cohort
-from pipelines.cli import materialize
-
-PATIENTS = 60
-SEED = 11
-
-
-@dataclass
-class MaterialisedLake:
-    root: Path
-    landing: Path
-    first_run: object
-    instance: dg.DagsterInstance
-
-
-@pytest.fixture(scope="session")
-def materialised_lake(tmp_path_factory) -> Iterator[MaterialisedLake]:
-    """A real lake: a synthetic cohort landed and every asset materialised once."""
-    base = tmp_path_factory.mktemp("e2e")
-    landing, lake = base / "landing", base / "lake"
-    write_cohort(
-        landing,
-        patients=PATIENTS,
-        seed=SEED,
-        silos=("ehr", "genomics", "imaging", "lab", "trials"),
-    )
-    with dg.instance_for_test() as instance:
-        result = materialize(str(lake), str(landing), instance=instance)
-        assert result.success, "the first full materialisation failed"
-        yield MaterialisedLake(lake, landing, result, instance)
+# The shared lake (tests/conftest.py) is built from this cohort.
+__all__ = ["PATIENTS", "SEED", "MaterialisedLake", "call_tool", "research_tools"]
 
 
 def research_tools(role: str) -> set[str]:

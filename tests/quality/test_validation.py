@@ -7,17 +7,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-import dagster as dg
 import polars as pl
 import pytest
 
-from connectors.synth import write_cohort
-from pipelines.cli import materialize
 from quality.results import SuiteResult
 from quality.suites import SUITE_TABLES, UnknownTableError, references_for, suite_for
 from quality.validation import DataDocs, MissingReferenceError, validate_table
 
-PATIENTS = 60
 PLANTED = "ZZQ-PLANTED-77"
 LAKE_PATHS = {
     "bronze/ehr/rejects": "_rejects/ehr/fhir",
@@ -37,17 +33,9 @@ class Lake:
 
 
 @pytest.fixture(scope="module")
-def lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
-    """A real lake: a synthetic cohort landed and every asset materialised once."""
-    base = tmp_path_factory.mktemp("quality")
-    landing, root = base / "landing", base / "lake"
-    silos = ("ehr", "genomics", "imaging", "lab", "trials")
-    write_cohort(landing, patients=PATIENTS, seed=11, silos=silos)
-    # Disposing of the instance removes its temporary directory now, not at a random GC.
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = materialize(str(root), str(landing), instance=instance)
-        assert result.success, "materialising the test lake failed"
-    return Lake(root)
+def lake(materialised_lake) -> Lake:
+    """The shared real lake (tests/conftest.py): every silo landed and materialised once."""
+    return Lake(materialised_lake.root)
 
 
 def _validate(lake: Lake, table: str, frame: pl.DataFrame | None = None, **kw) -> SuiteResult:
