@@ -877,7 +877,7 @@ def test_a_resource_uri_outside_the_catalog_is_an_unknown_resource(
 
 
 @pytest.mark.parametrize(
-    "tool", ["query_patient", "query_lab_results", "drop_tables", "audit_search"]
+    "tool", ["query_patient", "query_specimens", "drop_tables", "audit_search"]
 )
 def test_a_tool_outside_the_roles_catalog_is_not_found_without_a_hint(
     deployment: Deployment, client: httpx2.Client, tool: str
