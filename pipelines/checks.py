@@ -29,8 +29,9 @@ LAKE_PATHS = {
     "bronze/genomics/rejects": "_rejects/genomics/vcf",
     "bronze/imaging/rejects": "_rejects/imaging/dicom",
     "bronze/lab/rejects": "_rejects/lab/results",
+    "restricted/identity_conflicts": "_rejects/identity/crosswalk",
 }
-"""Suite names whose table lives elsewhere in the lake."""
+"""Suite names (asset keys) whose table lives elsewhere in the lake."""
 
 DATA_DOCS_PATH = "_quality/gx"
 
@@ -96,8 +97,6 @@ def suite_check(table: str) -> dg.AssetChecksDefinition:
         )
 
     return _check
-
-
 
 
 def domain_of(table: str) -> str:

@@ -1,5 +1,6 @@
 """Plain, Dagster-free transforms of the EHR silo: landing files to bronze, bronze to silver."""
 
+import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -43,7 +44,48 @@ CROSSWALK_SCHEMA: dict[str, pl.DataType] = {
     "identifier": pl.String(),
     "person_key": pl.String(),
     "linked_at": pl.Datetime("us", "UTC"),
+    "link_rule": pl.String(),
 }
+"""``restricted/person_crosswalk``: one row per source identifier (``source_system``,
+``identifier_type``, ``identifier``), the person it is, when and by which rule it was linked.
+Rows are only ever added: an identifier keeps its person."""
+CROSSWALK_KEY = ("source_system", "identifier_type", "identifier")
+
+LINK_RULES: dict[str, str] = {
+    "ehr_patient": "an EHR Patient resource: its FHIR id and MRN, as a new person or as the "
+    "person its FHIR id already is",
+    "ehr_mrn": "a new FHIR Patient id whose MRN is already linked joins that MRN's person",
+    "lab_index_mrn": "a lab patient id, through its site's patient index MRN",
+    "sample_manifest_mrn": "a VCF sample id, through the sample manifest's MRN",
+    "ris_order_mrn": "a DICOM PatientID, through the MRN of its RIS orders (all naming one person)",
+    "enrolment_mrn": "a trial subject (USUBJID of a study), through the enrolment map's MRN",
+}
+"""How a crosswalk row was linked: the ``link_rule`` codes."""
+
+CONFLICT_REASONS: dict[str, str] = {
+    "unknown_mrn": "the row's MRN is held by no EHR patient: it points to no one",
+    "claimed_by_two_people": "the identifier's rows name two different people",
+    "linked_to_another_person": "the identifier is already linked to another person; a link "
+    "never moves",
+    "mrn_shared_by_two_people": "the MRN is already linked to another person than this FHIR "
+    "patient's",
+}
+"""Why an identity was quarantined instead of linked: the ``reason`` codes of
+``_rejects/identity/crosswalk``."""
+
+CONFLICT_SCHEMA: dict[str, pl.DataType] = {
+    "source_system": pl.String(),
+    "identifier_type": pl.String(),
+    "identifier_sha256": pl.String(),
+    "reason": pl.String(),
+    "source": pl.String(),
+    "locator": pl.String(),
+    "source_sha256": pl.String(),
+    "ingested_at": pl.Datetime("us", "UTC"),
+}
+"""``_rejects/identity/crosswalk``: one row per source row whose identity was quarantined.
+The identifier itself is never stored, only its SHA-256 (hex); ``source`` and ``locator``
+say where the row is (a FHIR file and line, or a manifest and its row's key digest)."""
 
 
 def landing_files(folder: Path) -> list[Path]:
@@ -155,13 +197,137 @@ def ledger_update(
     return pl.concat([batch.ledger, unchanged.cast(FILE_LEDGER_SCHEMA)])
 
 
+def identifier_digests(values: pl.Series) -> pl.Series:
+    """The SHA-256 (64 lowercase hex) of each identifier: what the identity quarantine keeps
+    instead of the value. Null stays null."""
+    digests = [
+        None if v is None else hashlib.sha256(v.encode()).hexdigest() for v in values.to_list()
+    ]
+    return pl.Series(values.name, digests, dtype=pl.String())
+
+
+EHR_PROVENANCE: dict[str, pl.DataType] = {
+    "source_file": pl.String(),
+    "source_locator": pl.String(),
+    **INGEST_COLUMNS,
+}
+
+
+def crosswalk_update(
+    patients: pl.DataFrame, crosswalk: pl.DataFrame | None, *, linked_at: datetime
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The EHR identities of bronze patients the crosswalk does not hold yet, and the
+    conflicts that keep others out.
+
+    Each FHIR Patient id is taken with every MRN its bronze rows carry. An id already linked
+    keeps its person; a new id whose MRNs are linked to one person joins that person
+    (``ehr_mrn``); a new id without a linked MRN becomes a new random ``person_key``
+    (``ehr_patient``). An MRN not linked yet joins the id's person. Never guessed:
+
+    * a new id whose MRNs are linked to two people is not linked
+      (``claimed_by_two_people``, on every row of the id);
+    * an MRN already linked to another person than the id's stays with that person
+      (``mrn_shared_by_two_people``, on every row pairing the id with that MRN): two FHIR
+      patients that are different people hold it.
+
+    Args:
+        patients: bronze patients with ``id`` and ``mrn``; their provenance (``source_file``,
+            ``source_locator``, ``source_sha256``, ``ingested_at``) locates conflicts when
+            present. Rows are taken in ingestion order, so a rerun decides the same way.
+        crosswalk: the current crosswalk, or None before the first run.
+        linked_at: the time recorded on new rows.
+
+    Returns:
+        ``(rows, conflicts)``: new crosswalk rows with :data:`CROSSWALK_SCHEMA` and conflict
+        rows with :data:`CONFLICT_SCHEMA`.
+    """
+    known: dict[tuple[str, str], str] = {}
+    if crosswalk is not None:
+        ehr_rows = crosswalk.filter(pl.col("source_system") == "ehr")
+        for kind, value, person in ehr_rows.select(
+            "identifier_type", "identifier", "person_key"
+        ).iter_rows():
+            known[(kind, value)] = person
+    frame = patients.filter(pl.col("id").is_not_null()).with_columns(
+        pl.lit(None, dtype).alias(name)
+        for name, dtype in EHR_PROVENANCE.items()
+        if name not in patients.columns
+    )
+    order = [c for c in ("ingested_at", "source_file", "source_locator") if c in patients.columns]
+    if order:
+        frame = frame.sort(order, nulls_last=False, maintain_order=True)
+    entries: dict[str, list[dict]] = {}
+    for row in frame.select("id", "mrn", *EHR_PROVENANCE).iter_rows(named=True):
+        entries.setdefault(row["id"], []).append(row)
+    rows: list[tuple] = []
+    conflicts: list[dict] = []
+
+    def quarantine(kind: str, value: str, reason: str, located: list[dict]) -> None:
+        conflicts.extend(
+            {"identifier_type": kind, "identifier": value, "reason": reason, **e} for e in located
+        )
+
+    def link(kind: str, value: str, person: str, rule: str) -> None:
+        known[(kind, value)] = person
+        rows.append(("ehr", kind, value, person, linked_at, rule))
+
+    for patient_id, located in entries.items():
+        mrns = list(dict.fromkeys(e["mrn"] for e in located if e["mrn"]))
+        person = known.get(("fhir_patient_id", patient_id))
+        if person is None:
+            owners = {known[("mrn", m)] for m in mrns if ("mrn", m) in known}
+            if len(owners) > 1:
+                quarantine("fhir_patient_id", patient_id, "claimed_by_two_people", located)
+                continue
+            if owners:
+                person, rule = owners.pop(), "ehr_mrn"
+            else:
+                person, rule = uuid.uuid4().hex, "ehr_patient"
+            link("fhir_patient_id", patient_id, person, rule)
+        for mrn in mrns:
+            holder = known.get(("mrn", mrn))
+            if holder is None:
+                link("mrn", mrn, person, "ehr_patient")
+            elif holder != person:
+                pairs = [e for e in located if e["mrn"] == mrn]
+                quarantine("mrn", mrn, "mrn_shared_by_two_people", pairs)
+    return (
+        pl.DataFrame(rows, schema=CROSSWALK_SCHEMA, orient="row"),
+        _ehr_conflicts(conflicts),
+    )
+
+
+def _ehr_conflicts(conflicts: list[dict]) -> pl.DataFrame:
+    """Conflict rows located at their bronze FHIR row (file and line), the value digested."""
+    if not conflicts:
+        return pl.DataFrame(schema=CONFLICT_SCHEMA)
+    frame = pl.DataFrame(
+        conflicts,
+        schema={
+            "identifier_type": pl.String(),
+            "identifier": pl.String(),
+            "reason": pl.String(),
+            "id": pl.String(),
+            "mrn": pl.String(),
+            **EHR_PROVENANCE,
+        },
+    )
+    return frame.select(
+        pl.lit("ehr").alias("source_system"),
+        "identifier_type",
+        identifier_digests(frame.get_column("identifier")).alias("identifier_sha256"),
+        "reason",
+        pl.col("source_file").alias("source"),
+        pl.col("source_locator").alias("locator"),
+        "source_sha256",
+        "ingested_at",
+    ).cast(CONFLICT_SCHEMA)
+
+
 def new_crosswalk_rows(
     patients: pl.DataFrame, crosswalk: pl.DataFrame | None, *, linked_at: datetime
 ) -> pl.DataFrame:
-    """Identities seen in bronze patients that the crosswalk does not hold yet.
-
-    A FHIR patient id already linked keeps its person; a new id whose MRN is linked joins
-    that person; anything else gets a new random ``person_key``.
+    """The new crosswalk rows of :func:`crosswalk_update`, without its conflicts.
 
     Args:
         patients: bronze patients with ``id`` and ``mrn``.
@@ -169,22 +335,9 @@ def new_crosswalk_rows(
         linked_at: the time recorded on new rows.
 
     Returns:
-        New crosswalk rows (possibly none) with ``CROSSWALK_SCHEMA``.
+        New crosswalk rows (possibly none) with :data:`CROSSWALK_SCHEMA`.
     """
-    known: dict[tuple[str, str], str] = {}
-    if crosswalk is not None:
-        for row in crosswalk.select("identifier_type", "identifier", "person_key").iter_rows():
-            known[(row[0], row[1])] = row[2]
-    rows = []
-    for patient_id, mrn in patients.select("id", "mrn").unique(maintain_order=True).iter_rows():
-        person = known.get(("fhir_patient_id", patient_id)) or (mrn and known.get(("mrn", mrn)))
-        if person is None:
-            person = uuid.uuid4().hex
-        for kind, value in (("fhir_patient_id", patient_id), ("mrn", mrn)):
-            if value and (kind, value) not in known:
-                known[(kind, value)] = person
-                rows.append(("ehr", kind, value, person, linked_at))
-    return pl.DataFrame(rows, schema=CROSSWALK_SCHEMA, orient="row")
+    return crosswalk_update(patients, crosswalk, linked_at=linked_at)[0]
 
 
 def latest_per_id(bronze: pl.DataFrame) -> pl.DataFrame:

@@ -22,6 +22,7 @@ from connectors.errors import MalformedRecordError
 from connectors.result import empty_rejects
 from connectors.vcf import VCF_FILES_SCHEMA, genotypes_schema, iter_vcf_batches, variants_schema
 from connectors.vcf.reader import TRUNCATED
+from pipelines.crosswalk_links import with_crosswalk
 from pipelines.ehr import INGEST_COLUMNS, REJECTS_SCHEMA
 from pipelines.lake import Lake, WriteOutcome
 from pipelines.landing import LandingFile, files_with_suffixes, scan_files
@@ -361,20 +362,81 @@ def read_sample_manifest(path: Path, *, source_file: str) -> tuple[pl.DataFrame,
     )
 
 
-def sample_links(samples: pl.DataFrame, crosswalk: pl.DataFrame) -> pl.DataFrame:
-    """``sample_id`` -> ``person_key`` through the manifest's MRN and the person crosswalk.
+LINK_STATUSES: tuple[str, ...] = ("linked", "unknown_mrn", "identity_conflict")
+"""How a manifest sample was tied to a person (:func:`sample_link_statuses`): ``linked`` (the
+person crosswalk's row for the sample id, or for a sample it does not hold yet, the person of
+the manifest's MRN), ``unknown_mrn`` (the manifest's MRN is no known person),
+``identity_conflict`` (the crosswalk does not hold the sample because the identity quarantine
+holds it as undecided: its manifest rows name two people, say). Silver genotypes carry only
+the ``person_key`` it gives."""
 
-    Samples whose MRN the crosswalk does not know get a null ``person_key``: they stay in
-    silver, unlinked, and are counted, but no research view shows them.
+
+def manifest_links(samples: pl.DataFrame, crosswalk: pl.DataFrame) -> pl.DataFrame:
+    """``sample_id``, ``person_key`` and ``link_status`` of each manifest row, in the
+    manifest's order, by the genomics rule alone: the manifest's MRN and the crosswalk's MRNs
+    (MRN -> person).
+
+    The rule the crosswalk links sample ids by (``sample_manifest_mrn``,
+    :func:`pipelines.identity.sample_claims`); silver uses :func:`sample_links`.
     """
-    mrns = crosswalk.filter(pl.col("identifier_type") == "mrn").select(
-        pl.col("identifier").alias("mrn"), "person_key"
+    mrns = (
+        crosswalk.filter(pl.col("identifier_type") == "mrn")
+        .select(pl.col("identifier").alias("mrn"), "person_key")
+        .unique(subset=["mrn"], keep="none")
     )
     return (
         samples.select("sample_id", "mrn")
-        .join(mrns, on="mrn", how="left")
-        .select("sample_id", "person_key")
-        .sort("sample_id")
+        .join(mrns, on="mrn", how="left", maintain_order="left")
+        .select(
+            "sample_id",
+            "person_key",
+            pl.when(pl.col("person_key").is_null())
+            .then(pl.lit("unknown_mrn"))
+            .otherwise(pl.lit("linked"))
+            .alias("link_status"),
+        )
+    )
+
+
+def sample_link_statuses(
+    samples: pl.DataFrame, crosswalk: pl.DataFrame, *, conflicts: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """``sample_id``, ``person_key`` and ``link_status`` (:data:`LINK_STATUSES`) of each
+    manifest row, as the crosswalk has them, sorted by sample id.
+
+    A sample id the crosswalk holds (``genomics``, ``vcf_sample_id``) is its crosswalk person,
+    even when the manifest now names another MRN; one the crosswalk does not hold and the
+    identity quarantine holds as undecided is linked to no one (``identity_conflict``); any
+    other goes through :func:`manifest_links`. A sample the manifest does not list has no row
+    here, so no person. See :mod:`pipelines.crosswalk_links`.
+
+    Args:
+        samples: the sample manifest rows (``sample_id``, ``mrn``).
+        crosswalk: the person crosswalk.
+        conflicts: the identity quarantine (``_rejects/identity/crosswalk``), or None.
+    """
+    return with_crosswalk(
+        manifest_links(samples, crosswalk),
+        crosswalk,
+        conflicts,
+        source_system=pl.lit("genomics"),
+        identifier_type="vcf_sample_id",
+        identifier="sample_id",
+        unlisted=None,
+    ).sort("sample_id", maintain_order=True)
+
+
+def sample_links(
+    samples: pl.DataFrame, crosswalk: pl.DataFrame, *, conflicts: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """``sample_id`` -> ``person_key`` of :func:`sample_link_statuses`.
+
+    Samples without a person (an unknown MRN, an identity in conflict) get a null
+    ``person_key``: they stay in silver, unlinked, and are counted, but no research view shows
+    them.
+    """
+    return sample_link_statuses(samples, crosswalk, conflicts=conflicts).select(
+        "sample_id", "person_key"
     )
 
 

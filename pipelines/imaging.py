@@ -20,6 +20,13 @@ from connectors.dicom import instance_schema, iter_dicom_batches
 from connectors.result import empty_rejects
 from mcp_catalog.governance.dicom_deid import excluded_expr
 from mcp_catalog.governance.imaging import NON_PRIMARY_MODALITIES
+from pipelines.crosswalk_links import (
+    CROSSWALK_PERSON,
+    IDENTITY_CONFLICT,
+    IN_CONFLICT,
+    crosswalk_identity,
+    read_conflicts,
+)
 from pipelines.ehr import INGEST_COLUMNS, REJECTS_SCHEMA
 from pipelines.lake import Lake, WriteOutcome
 from pipelines.manifests import blank, read_manifest, unparsed
@@ -79,12 +86,22 @@ ORDERS_TABLE_COLUMNS: dict[str, pl.DataType] = {
 }
 """``bronze/imaging/orders``: the export's rows with their provenance."""
 
-LINK_STATUSES: tuple[str, ...] = ("linked", "no_order", "unknown_patient", "patient_mismatch")
+LINK_STATUSES: tuple[str, ...] = (
+    "linked",
+    "no_order",
+    "unknown_patient",
+    "patient_mismatch",
+    "identity_conflict",
+)
 """How an instance was tied to a person: ``linked`` (its accession is an order of the same
-PatientID, whose MRN is a known person), ``no_order`` (no order has its accession; the person
-comes from other orders of its PatientID, and no encounter is known), ``unknown_patient`` (no
-order names its PatientID with a known MRN), ``patient_mismatch`` (its accession is an order
-of another PatientID: which person it is cannot be decided)."""
+PatientID; the person is the crosswalk's for the PatientID, or for a PatientID it does not hold
+yet, the order MRN's), ``no_order`` (no order has its accession; the person is the
+crosswalk's for the PatientID its other orders name, or the one those orders name, and no
+encounter is known), ``unknown_patient`` (no order names its PatientID, or its orders name no
+known MRN and the crosswalk does not hold it),
+``patient_mismatch`` (its accession is an order of another PatientID: which person it is
+cannot be decided), ``identity_conflict`` (the crosswalk does not hold its PatientID because
+the identity quarantine holds it as undecided: its orders name two people, say)."""
 
 SILVER_ONLY = ("person_key", "encounter_id", "link_status")
 
@@ -309,27 +326,12 @@ def read_orders(path: Path, *, source_file: str) -> tuple[pl.DataFrame, pl.DataF
     )
 
 
-def link_instances(
-    instances: pl.DataFrame,
-    orders: pl.DataFrame,
-    crosswalk: pl.DataFrame,
-    encounters: pl.DataFrame | None,
+def _order_rule(
+    instances: pl.DataFrame, orders: pl.DataFrame, crosswalk: pl.DataFrame
 ) -> pl.DataFrame:
-    """Each instance with ``person_key``, ``encounter_id`` and ``link_status``.
-
-    The order with the instance's accession number names the patient (MRN) and the EHR
-    encounter; the order must be for the same PatientID. Without an order, the PatientID's
-    other orders still name the person, but no encounter. An encounter is kept only when the
-    EHR has it for the same person. See :data:`LINK_STATUSES`.
-
-    Args:
-        instances: one row per instance with ``patient_id`` and ``accession_number``.
-        orders: the RIS orders (``accession_number``, ``patient_id``, ``mrn``,
-            ``encounter_id``).
-        crosswalk: the person crosswalk (``identifier_type``, ``identifier``, ``person_key``).
-        encounters: silver EHR encounters (``id``, ``person_key``), or None before the EHR
-            feed exists.
-    """
+    """Instances with the RIS rule's ``link_status`` and ``person_key``, whether an order has
+    their accession (``_has_order``) and its encounter (``_order_encounter``), and whether any
+    order names their PatientID (``_listed``)."""
     mrns = crosswalk.filter(pl.col("identifier_type") == "mrn").select(
         pl.col("identifier").alias("mrn"), "person_key"
     )
@@ -348,9 +350,12 @@ def link_instances(
         .filter(pl.col("_people").list.len() == 1)
         .select("patient_id", pl.col("_people").list.first().alias("_patient_person"))
     )
-    joined = instances.join(
-        by_accession, on="accession_number", how="left", maintain_order="left"
-    ).join(by_patient, on="patient_id", how="left", maintain_order="left")
+    listed = orders.select("patient_id").unique().with_columns(pl.lit(True).alias("_listed"))
+    joined = (
+        instances.join(by_accession, on="accession_number", how="left", maintain_order="left")
+        .join(by_patient, on="patient_id", how="left", maintain_order="left")
+        .join(listed, on="patient_id", how="left", maintain_order="left")
+    )
     has_order = pl.col("_order_patient").is_not_null()
     same_patient = pl.col("_order_patient") == pl.col("patient_id")
     status = (
@@ -362,15 +367,102 @@ def link_instances(
         .then(pl.lit("no_order"))
         .otherwise(pl.lit("unknown_patient"))
     )
-    linked = joined.with_columns(status.alias("link_status")).with_columns(
-        pl.when(pl.col("link_status") == "linked")
-        .then(pl.col("_order_person"))
-        .when(pl.col("link_status") == "no_order")
-        .then(pl.col("_patient_person"))
+    return (
+        joined.with_columns(
+            status.alias("link_status"),
+            has_order.alias("_has_order"),
+            pl.col("_listed").fill_null(False),
+        )
+        .with_columns(
+            pl.when(pl.col("link_status") == "linked")
+            .then(pl.col("_order_person"))
+            .when(pl.col("link_status") == "no_order")
+            .then(pl.col("_patient_person"))
+            .alias("person_key"),
+        )
+        .select(
+            *instances.columns,
+            "person_key",
+            "link_status",
+            "_has_order",
+            "_order_encounter",
+            "_listed",
+        )
+    )
+
+
+def order_links(
+    instances: pl.DataFrame, orders: pl.DataFrame, crosswalk: pl.DataFrame
+) -> pl.DataFrame:
+    """Each instance with ``person_key`` and ``link_status`` by the RIS rule alone: the order
+    with its accession (for the same PatientID) names the MRN, else the PatientID's other
+    orders name one person; the crosswalk's MRNs give the person.
+
+    The rule the crosswalk links DICOM PatientIDs by (``ris_order_mrn``,
+    :func:`pipelines.identity.order_claims`); silver uses :func:`link_instances`.
+    """
+    return _order_rule(instances, orders, crosswalk).select(
+        *instances.columns, "person_key", "link_status"
+    )
+
+
+def link_instances(
+    instances: pl.DataFrame,
+    orders: pl.DataFrame,
+    crosswalk: pl.DataFrame,
+    encounters: pl.DataFrame | None,
+    *,
+    conflicts: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Each instance with ``person_key``, ``encounter_id`` and ``link_status``, as the
+    crosswalk has them.
+
+    The order with the instance's accession number names the patient (MRN) and the EHR
+    encounter; the order must be for the same PatientID. Without an order, the PatientID's
+    other orders still name the person, but no encounter (:func:`order_links`). A PatientID
+    the orders name and the crosswalk holds (``imaging``, ``dicom_patient_id``) is its
+    crosswalk person instead, even when its orders now name another MRN; one the crosswalk does
+    not hold and the identity quarantine holds as undecided is linked to no one
+    (``identity_conflict``). A PatientID no order names any more, and an instance whose order
+    is another PatientID's, keep the RIS rule's status. An encounter is kept only when the EHR
+    has it for the same person. See :data:`LINK_STATUSES` and :mod:`pipelines.crosswalk_links`.
+
+    Args:
+        instances: one row per instance with ``patient_id`` and ``accession_number``.
+        orders: the RIS orders (``accession_number``, ``patient_id``, ``mrn``,
+            ``encounter_id``).
+        crosswalk: the person crosswalk (``identifier_type``, ``identifier``, ``person_key``;
+            ``source_system`` for its PatientID rows).
+        encounters: silver EHR encounters (``id``, ``person_key``), or None before the EHR
+            feed exists.
+        conflicts: the identity quarantine (``_rejects/identity/crosswalk``), or None.
+    """
+    ruled = crosswalk_identity(
+        _order_rule(instances, orders, crosswalk),
+        crosswalk,
+        conflicts,
+        source_system=pl.lit("imaging"),
+        identifier_type="dicom_patient_id",
+        identifier="patient_id",
+    )
+    status, person = pl.col("link_status"), pl.col(CROSSWALK_PERSON)
+    # The crosswalk speaks for PatientIDs the orders still name; an instance whose order is
+    # another PatientID's stays undecided.
+    vouched = pl.col("_listed") & (status != "patient_mismatch")
+    settled = ruled.with_columns(
+        pl.when(vouched & person.is_not_null())
+        .then(pl.when(pl.col("_has_order")).then(pl.lit("linked")).otherwise(pl.lit("no_order")))
+        .when(vouched & pl.col(IN_CONFLICT))
+        .then(pl.lit(IDENTITY_CONFLICT))
+        .otherwise(status)
+        .alias("link_status"),
+        pl.when(vouched).then(person).alias(CROSSWALK_PERSON),
+    )
+    linked = settled.with_columns(
+        pl.when(status.is_in(["linked", "no_order"]))
+        .then(pl.coalesce(person, pl.col("person_key")))
         .alias("person_key"),
-        pl.when(pl.col("link_status") == "linked")
-        .then(pl.col("_order_encounter"))
-        .alias("_encounter"),
+        pl.when(status == "linked").then(pl.col("_order_encounter")).alias("_encounter"),
     )
     if encounters is None:
         known = pl.DataFrame(schema={"_encounter": pl.String(), "_encounter_person": pl.String()})
@@ -494,6 +586,8 @@ def build_silver(lake: Lake, crosswalk: pl.DataFrame, *, run_id: str) -> SilverB
     Every table is MERGEd on its key against the full current state, so a rerun on unchanged
     bronze, orders and crosswalk commits nothing, and instances of a withdrawn batch leave.
     Before any batch is ingested (a site without an imaging feed) the tables are empty.
+    Instances are linked by :func:`link_instances`, with the identity quarantine read from the
+    lake.
 
     Args:
         lake: the lake.
@@ -515,7 +609,9 @@ def build_silver(lake: Lake, crosswalk: pl.DataFrame, *, run_id: str) -> SilverB
         else pl.DataFrame(schema=ORDERS_TABLE_COLUMNS)
     )
     encounters = lake.read(ENCOUNTERS_PATH) if lake.table(ENCOUNTERS_PATH) is not None else None
-    instances = link_instances(latest, orders, crosswalk, encounters).sort("sop_instance_uid")
+    instances = link_instances(
+        latest, orders, crosswalk, encounters, conflicts=read_conflicts(lake)
+    ).sort("sop_instance_uid")
     series = series_table(instances)
     studies = studies_table(instances)
     counts = dict(instances.group_by("link_status").len().iter_rows())

@@ -27,6 +27,7 @@ from connectors.lab_csv import builtin_profiles, load_profile, read_lab_csv
 from connectors.lab_schema import LAB_RESULT_SCHEMA
 from connectors.result import ReadResult
 from connectors.terminology import conform_lab_results, mapping_report
+from pipelines.crosswalk_links import read_conflicts, with_crosswalk
 from pipelines.ehr import FILE_LEDGER_SCHEMA, INGEST_COLUMNS, REJECTS_SCHEMA, BronzeBatch
 from pipelines.lake import Lake, WriteOutcome
 from pipelines.landing import LandingFile, files_with_suffixes, landing_file
@@ -293,14 +294,52 @@ def latest_results(conformed: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     return latest, conformed.height - latest.height
 
 
-def link_results(
+def index_links(
     results: pl.DataFrame, index: pl.DataFrame, crosswalk: pl.DataFrame
 ) -> pl.DataFrame:
-    """``person_key`` and ``link_status`` (:data:`LINK_STATUSES`) of each result, through the
-    site's patient index (lab patient id -> MRN) and the crosswalk (MRN -> person)."""
+    """``person_key`` and ``link_status`` of each result by the lab's rule alone: the site's
+    patient index (lab patient id -> MRN) and the crosswalk's MRNs (MRN -> person).
+
+    The rule the crosswalk links lab patient ids by (``lab_index_mrn``,
+    :func:`pipelines.identity.lab_claims`); silver uses :func:`link_results`.
+    """
     ids = index.rename({"lab_patient_id": "patient_id"})
     return link_through_index(
         results, ids, ["site", "patient_id"], crosswalk, not_indexed="unknown_patient"
+    )
+
+
+def link_results(
+    results: pl.DataFrame,
+    index: pl.DataFrame,
+    crosswalk: pl.DataFrame,
+    *,
+    conflicts: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """``person_key`` and ``link_status`` (:data:`LINK_STATUSES`) of each result, as the
+    crosswalk has them.
+
+    A lab patient id the index lists and the crosswalk holds (``lab:<site>``,
+    ``lab_patient_id``) is its crosswalk person, even when the index now names another MRN; one
+    the crosswalk does not hold and the identity quarantine holds as undecided is linked to no
+    one (``identity_conflict``); any other, and every id the index no longer lists
+    (``unknown_patient``), is as :func:`index_links` has it. See
+    :mod:`pipelines.crosswalk_links`.
+
+    Args:
+        results: rows with ``site`` and ``patient_id`` (the lab's patient id).
+        index: the patient index rows (``site``, ``lab_patient_id``, ``mrn``).
+        crosswalk: the person crosswalk.
+        conflicts: the identity quarantine (``_rejects/identity/crosswalk``), or None.
+    """
+    return with_crosswalk(
+        index_links(results, index, crosswalk),
+        crosswalk,
+        conflicts,
+        source_system=pl.concat_str(pl.lit("lab:"), pl.col("site")),
+        identifier_type="lab_patient_id",
+        identifier="patient_id",
+        unlisted="unknown_patient",
     )
 
 
@@ -325,6 +364,8 @@ def build_silver(
     """Conform every bronze result, keep the latest per result, link it, and write
     ``silver/lab/lab_results`` (MERGEd on ``result_id``) and the mapping report (replaced).
 
+    Results are linked by :func:`link_results`, with the identity quarantine read from the lake.
+
     Args:
         lake: the lake.
         index: the patient index rows (``site``, ``lab_patient_id``, ``mrn``).
@@ -338,7 +379,7 @@ def build_silver(
     )
     conformed = with_result_ids(conform_lab_results(bronze))
     latest, superseded = latest_results(conformed)
-    linked = link_results(latest, index, crosswalk)
+    linked = link_results(latest, index, crosswalk, conflicts=read_conflicts(lake))
     issues = mapping_report(linked)
     silver = (
         linked.rename({"patient_id": "lab_patient_id"})

@@ -5,10 +5,11 @@ from datetime import UTC, datetime
 import dagster as dg
 import polars as pl
 
-from mcp_catalog.governance.consent import consented_people
+from mcp_catalog.governance.consent import consented_people, withdrawn_from_studies
 from mcp_catalog.governance.deid import Pseudonyms, date_shifts
 from mcp_catalog.governance.views import ViewContext, ViewSpec, build_view
 from mcp_catalog.policy import load_policy
+from pipelines.consent import CONSENTS_PATH, read_consents
 from pipelines.lake import Lake, lookup_writer_properties
 from pipelines.lineage import asset_lineage, job_name, table_input, table_output
 from pipelines.metadata import freshness_policy, view_schema, write_metadata
@@ -16,7 +17,6 @@ from pipelines.resources import LakeResource
 
 CROSSWALK_PATH = "restricted/person_crosswalk"
 SURROGATES_PATH = "restricted/surrogates"
-CONSENTS_PATH = "silver/ehr/consents"
 
 
 def pseudonyms_for(store: Lake, lake: LakeResource, audience: str) -> Pseudonyms:
@@ -30,21 +30,28 @@ def pseudonyms_for(store: Lake, lake: LakeResource, audience: str) -> Pseudonyms
 
 
 def research_context(store: Lake, lake: LakeResource, audience: str) -> ViewContext:
-    """Pseudonyms, per-person date shifts, DICOM UID key, consented people and the studies
-    whose arms may be shown, as of now."""
+    """Pseudonyms, per-person date shifts, DICOM UID key, consent and the studies whose arms
+    may be shown, as of now.
+
+    Consent comes from the unified table (``silver/consent/consents``): the people whose
+    general research consent permits now, and the ``(person, study)`` pairs whose latest
+    trial consent decision does not (consent withdrawn from that study).
+    """
     now = datetime.now(UTC)
     crosswalk = store.read(CROSSWALK_PATH)
     keys = lake.deid_keys()
+    consents = read_consents(store)
     return ViewContext(
         pseudonyms=pseudonyms_for(store, lake, audience),
         shifts=date_shifts(
             crosswalk.get_column("person_key").unique().to_list(),
             key=keys.date_shift,
         ),
-        consented=consented_people(store.read(CONSENTS_PATH), as_of=now),
+        consented=consented_people(consents, as_of=now),
         reference_date=now.date(),
         uid_key=keys.for_uids(audience),
         unblinded_studies=load_policy().unblinded_studies(),
+        withdrawn_from_study=withdrawn_from_studies(consents, as_of=now),
     )
 
 
@@ -119,6 +126,7 @@ def research_view_asset(
                 outcome,
                 view.height,
                 consented_people=ctx.consented.len(),
+                withdrawn_study_consents=len(ctx.withdrawn_from_study),
                 **(floors_text if floors else {}),
             )
         )

@@ -21,6 +21,7 @@ import polars as pl
 
 from connectors.errors import ConnectorError
 from connectors.sdtm import conform_domain, finding_schema, read_sdtm, variable_schema
+from pipelines.crosswalk_links import read_conflicts, with_crosswalk
 from pipelines.ehr import FILE_LEDGER_SCHEMA, INGEST_COLUMNS, REJECTS_SCHEMA
 from pipelines.lake import Lake, WriteOutcome
 from pipelines.landing import LandingFile, files_with_suffixes, landing_file
@@ -54,11 +55,14 @@ ENROLMENT_COLUMNS: dict[str, pl.DataType] = {
 ENROLMENT_TABLE_COLUMNS: dict[str, pl.DataType] = {**ENROLMENT_COLUMNS, **PROVENANCE}
 ENROLMENT_KEY = ("studyid", "usubjid")
 
-LINK_STATUSES: tuple[str, ...] = ("linked", "not_enrolled", "unknown_mrn")
-"""How a subject was tied to a person: ``linked`` (the enrolment map gives an MRN the
-crosswalk knows), ``not_enrolled`` (the map does not list the subject: data from a study
-without a map, such as a public dataset), ``unknown_mrn`` (the map's MRN is no known
-person)."""
+LINK_STATUSES: tuple[str, ...] = ("linked", "not_enrolled", "unknown_mrn", "identity_conflict")
+"""How a subject was tied to a person: ``linked`` (the map lists the subject; the person
+crosswalk's row for the study's subject gives the person, or for a subject it does not hold
+yet, the map's MRN the crosswalk knows),
+``not_enrolled`` (the map does not list the subject: data from a study without a map, such as
+a public dataset), ``unknown_mrn`` (the map's MRN is no known person), ``identity_conflict``
+(the crosswalk does not hold the subject because the identity quarantine holds it as
+undecided: its enrolment rows name two people, say)."""
 
 OTHER_COLUMNS: dict[str, pl.DataType] = {
     "domain": pl.String(),
@@ -345,13 +349,51 @@ def read_enrolment(path: Path, *, source_file: str) -> tuple[pl.DataFrame, pl.Da
     )
 
 
-def link_subjects(
+def enrolment_links(
     frame: pl.DataFrame, enrolment: pl.DataFrame, crosswalk: pl.DataFrame
 ) -> pl.DataFrame:
-    """``person_key`` and ``link_status`` (:data:`LINK_STATUSES`) of each row, through the
-    enrolment map (study and subject -> MRN) and the crosswalk (MRN -> person)."""
+    """``person_key`` and ``link_status`` of each row by the trials' rule alone: the enrolment
+    map (study and subject -> MRN) and the crosswalk's MRNs (MRN -> person).
+
+    The rule the crosswalk links subjects by (``enrolment_mrn``,
+    :func:`pipelines.identity.enrolment_claims`); silver uses :func:`link_subjects`.
+    """
     return link_through_index(
         frame, enrolment, ENROLMENT_KEY, crosswalk, not_indexed="not_enrolled"
+    )
+
+
+def link_subjects(
+    frame: pl.DataFrame,
+    enrolment: pl.DataFrame,
+    crosswalk: pl.DataFrame,
+    *,
+    conflicts: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """``person_key`` and ``link_status`` (:data:`LINK_STATUSES`) of each row, as the
+    crosswalk has them.
+
+    A subject the enrolment map lists and the crosswalk holds (``trials:<studyid>``,
+    ``usubjid``) is its crosswalk person, even when the map now names another MRN; one the
+    crosswalk does not hold and the identity quarantine holds as undecided is linked to no one
+    (``identity_conflict``); any other, and every subject the map no longer lists
+    (``not_enrolled``), is as :func:`enrolment_links` has it. See
+    :mod:`pipelines.crosswalk_links`.
+
+    Args:
+        frame: rows with ``studyid`` and ``usubjid``.
+        enrolment: the enrolment map (``studyid``, ``usubjid``, ``mrn``).
+        crosswalk: the person crosswalk.
+        conflicts: the identity quarantine (``_rejects/identity/crosswalk``), or None.
+    """
+    return with_crosswalk(
+        enrolment_links(frame, enrolment, crosswalk),
+        crosswalk,
+        conflicts,
+        source_system=pl.concat_str(pl.lit("trials:"), pl.col("studyid")),
+        identifier_type="usubjid",
+        identifier="usubjid",
+        unlisted="not_enrolled",
     )
 
 
@@ -375,7 +417,8 @@ def build_silver_domain(
     run_id: str,
 ) -> DomainBuild:
     """One row per key of the domain (a later ingestion, then the later file and row wins),
-    linked to its person, MERGEd into ``silver/trials/<domain>``.
+    linked to its person (:func:`link_subjects`, with the identity quarantine read from the
+    lake), MERGEd into ``silver/trials/<domain>``.
 
     Rows whose key is incomplete (no subject or no sequence number, which the conformance
     findings report) cannot be told apart: they stay in bronze and are counted here.
@@ -393,7 +436,9 @@ def build_silver_domain(
     )
     schema = silver_schema(domain)
     silver = (
-        link_subjects(latest.drop("record_json"), enrolment, crosswalk)
+        link_subjects(
+            latest.drop("record_json"), enrolment, crosswalk, conflicts=read_conflicts(lake)
+        )
         .select(list(schema))
         .cast(schema)
         .sort(keys)

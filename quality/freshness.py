@@ -49,6 +49,9 @@ SLAS: tuple[tuple[str, FreshnessSLA], ...] = (
     ("bronze/trials/*", FreshnessSLA(timedelta(days=35), timedelta(days=95))),
     ("silver/trials/*", FreshnessSLA(timedelta(days=35), timedelta(days=95))),
     ("gold/research/trial_*", FreshnessSLA(timedelta(days=35), timedelta(days=95))),
+    # Consent decisions arrive with the daily EHR exports (FHIR Consent) and the trial
+    # transfers: a revocation must reach the views within the EHR's window.
+    ("silver/consent/*", FreshnessSLA(timedelta(hours=26), timedelta(days=3))),
     ("gold/research/*", FreshnessSLA(timedelta(hours=26), timedelta(days=3))),
     ("restricted/*", FreshnessSLA(timedelta(hours=26), timedelta(days=3))),
 )

@@ -47,6 +47,16 @@ TRIAL_SUITE_TABLES: tuple[str, ...] = (
 )
 """The trials (CDISC SDTM) silo's table paths with a suite (``quality.suites.trials``)."""
 
+IDENTITY_SUITE_TABLES: tuple[str, ...] = (
+    "restricted/person_crosswalk",
+    "restricted/identity_conflicts",
+)
+"""The person crosswalk and its quarantine (``quality.suites.identity``). The quarantine's suite
+is named by its asset; the pipeline stores its rows at ``_rejects/identity/crosswalk``."""
+
+CONSENT_SUITE_TABLES: tuple[str, ...] = ("silver/consent/consents",)
+"""The cross-silo consent table's path (``quality.suites.consent``)."""
+
 SUITE_TABLES: tuple[str, ...] = (
     "bronze/ehr/patients",
     "bronze/ehr/encounters",
@@ -59,7 +69,7 @@ SUITE_TABLES: tuple[str, ...] = (
     "bronze/ehr/other_resources",
     "bronze/ehr/files",
     "bronze/ehr/rejects",
-    "restricted/person_crosswalk",
+    *IDENTITY_SUITE_TABLES,
     "silver/ehr/patients",
     "silver/ehr/encounters",
     "silver/ehr/conditions",
@@ -79,6 +89,8 @@ SUITE_TABLES: tuple[str, ...] = (
     *IMAGING_SUITE_TABLES,
     *LAB_SUITE_TABLES,
     *TRIAL_SUITE_TABLES,
+    *CONSENT_SUITE_TABLES,
 )
 """Every table path with a suite. ``bronze/ehr/rejects`` is the asset of that name; the
-pipeline stores its rows at ``_rejects/ehr/fhir``."""
+pipeline stores its rows at ``_rejects/ehr/fhir``. ``restricted/identity_conflicts`` likewise
+lives at ``_rejects/identity/crosswalk``."""

@@ -172,9 +172,13 @@ classes."""
 
 LAB_SOURCE_KINDS: tuple[str, ...] = ("csv", "hl7v2")
 """Which reader produced a lab result: an LIS CSV export or an HL7 v2 ORU feed."""
-LAB_LINK_STATUS: tuple[str, ...] = ("linked", "unknown_patient", "unknown_mrn")
-"""How a lab result was tied to a person: linked; no patient-index row for the lab's patient
-id; an index MRN the person crosswalk does not know."""
+LAB_LINK_STATUS: tuple[str, ...] = ("linked", "unknown_patient", "unknown_mrn", "identity_conflict")
+"""How a lab result was tied to a person: linked (the patient index lists the lab patient id;
+the person crosswalk's row for it gives the person, or for an id it does not hold yet, the
+person of its index MRN); no
+patient-index row for the lab's patient id; an index MRN the person crosswalk does not know;
+an id the crosswalk does not hold because the identity quarantine holds it as undecided (its
+index rows name two people, say)."""
 LAB_MAPPING_STATUS: tuple[str, ...] = ("loinc_reported", "mapped", "unmapped", "invalid_loinc")
 """How a result's LOINC code was reached: the lab sent a valid LOINC; the site map gave one;
 neither; the LOINC sent has a wrong check digit or shape. The same values as

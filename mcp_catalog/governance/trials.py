@@ -3,10 +3,12 @@
 The views read the silver SDTM domains (``silver/trials/<domain>``: the standard variables
 in lower case, plus ``person_key`` and ``link_status`` from the study's enrolment list) and
 keep only rows whose subject is linked to a person (``link_status`` ``linked``) who
-consented to research. People appear as the audience's person pseudonym, events and results
-as record pseudonyms of ``STUDYID|USUBJID|--SEQ`` (tags ``A`` and ``B``); USUBJID, SUBJID,
-site and investigator never leave silver, nor does any verbatim text (AETERM, the original
-results).
+consented to research and has not withdrawn consent from that study
+(``ViewContext.withdrawn_from_study``, from the study's disposition records; see
+``mcp_catalog.governance.consent``). People appear as the audience's person pseudonym,
+events and results as record pseudonyms of ``STUDYID|USUBJID|--SEQ`` (tags ``A`` and ``B``);
+USUBJID, SUBJID, site and investigator never leave silver, nor does any verbatim text
+(AETERM, the original results).
 
 Blinding: a subject's arms (ARM, ARMCD, ACTARM) are shown only for studies in
 ``ViewContext.unblinded_studies`` (from the policy's ``trials`` section); for every other
@@ -63,12 +65,21 @@ _FULL_DATE = r"^(\d{4}-\d{2}-\d{2})(?:T|$)"
 
 
 def _linked_consented(frame: pl.DataFrame, ctx: ViewContext) -> pl.DataFrame:
-    """Rows of subjects linked with certainty (``link_status`` ``linked``) and consented."""
-    return frame.filter(
+    """Rows of subjects linked with certainty (``link_status`` ``linked``) who consented to
+    research and did not withdraw their consent from the row's study."""
+    kept = frame.filter(
         pl.col("person_key").is_not_null()
         & (pl.col("link_status") == LINKED)
         & pl.col("person_key").is_in(ctx.consented.implode())
     )
+    if not ctx.withdrawn_from_study:
+        return kept
+    withdrawn = pl.DataFrame(
+        sorted(ctx.withdrawn_from_study),
+        schema={"person_key": pl.String(), "studyid": pl.String()},
+        orient="row",
+    )
+    return kept.join(withdrawn, on=["person_key", "studyid"], how="anti", maintain_order="left")
 
 
 def sdtm_date(column: str) -> pl.Expr:

@@ -91,6 +91,11 @@ class ViewContext:
     """STUDYIDs of the trials whose treatment arms the views may show (the policy's
     ``Policy.unblinded_studies()``). Arm columns are shown only for these studies; for any
     other study, including one the policy does not list, they are empty (fail closed)."""
+    withdrawn_from_study: frozenset[tuple[str, str]] = frozenset()
+    """``(person_key, study_id)`` pairs whose latest consent decision for that study does not
+    permit (a consent withdrawal recorded in the study's disposition): the trial views leave
+    out those people's rows of that study, whatever their general research consent
+    (``consent.withdrawn_from_studies``)."""
 
 
 ViewBuilder = Callable[[dict[str, pl.DataFrame], ViewContext], pl.DataFrame]
@@ -241,9 +246,7 @@ def _build_patients(silver: dict[str, pl.DataFrame], ctx: ViewContext) -> pl.Dat
     frame = shift_dates(frame, ("death_date",), ctx.shifts)
     frame = birth_year_and_cap(frame, reference=ctx.reference_date)
     frame = zip3(frame, "postal_code")
-    return ctx.pseudonyms.apply(
-        frame, "person_key", prefix=PERSON_PREFIX, alias="person_pseudonym"
-    )
+    return ctx.pseudonyms.apply(frame, "person_key", prefix=PERSON_PREFIX, alias="person_pseudonym")
 
 
 _ENC_KEY = _record("encounter_key", "encounter during which this was recorded", "encounter_id")
@@ -520,9 +523,22 @@ IDENTIFIED_VIEWS: tuple[IdentifiedView, ...] = (
         "Patient (identified)",
         "The identified demographic record of one patient.",
         (
-            "id", "mrn", "family_name", "given_name", "gender", "birth_date", "deceased",
-            "deceased_datetime", "address_line", "city", "state", "postal_code", "race",
-            "ethnicity", "marital_status", "language",
+            "id",
+            "mrn",
+            "family_name",
+            "given_name",
+            "gender",
+            "birth_date",
+            "deceased",
+            "deceased_datetime",
+            "address_line",
+            "city",
+            "state",
+            "postal_code",
+            "race",
+            "ethnicity",
+            "marital_status",
+            "language",
         ),
     ),
     IdentifiedView(
@@ -531,8 +547,17 @@ IDENTIFIED_VIEWS: tuple[IdentifiedView, ...] = (
         "Patient encounters (identified)",
         "Visits and admissions of one patient, with real dates.",
         (
-            "id", "patient_id", "status", "class_code", "type_system", "type_code",
-            "type_display", "period_start", "period_end", "reason_system", "reason_code",
+            "id",
+            "patient_id",
+            "status",
+            "class_code",
+            "type_system",
+            "type_code",
+            "type_display",
+            "period_start",
+            "period_end",
+            "reason_system",
+            "reason_code",
             "reason_display",
         ),
     ),
@@ -542,8 +567,17 @@ IDENTIFIED_VIEWS: tuple[IdentifiedView, ...] = (
         "Patient conditions (identified)",
         "Diagnoses and problems of one patient, with real dates.",
         (
-            "id", "patient_id", "encounter_id", "clinical_status", "verification_status",
-            "category", "system", "code", "display", "onset_datetime", "abatement_datetime",
+            "id",
+            "patient_id",
+            "encounter_id",
+            "clinical_status",
+            "verification_status",
+            "category",
+            "system",
+            "code",
+            "display",
+            "onset_datetime",
+            "abatement_datetime",
             "recorded_date",
         ),
     ),
@@ -554,9 +588,22 @@ IDENTIFIED_VIEWS: tuple[IdentifiedView, ...] = (
         "Vital signs, laboratory results and survey answers of one patient, with free-text "
         "results.",
         (
-            "id", "patient_id", "encounter_id", "status", "category", "system", "code",
-            "display", "effective_datetime", "value_quantity", "value_unit", "value_system",
-            "value_code", "value_display", "value_string", "interpretation",
+            "id",
+            "patient_id",
+            "encounter_id",
+            "status",
+            "category",
+            "system",
+            "code",
+            "display",
+            "effective_datetime",
+            "value_quantity",
+            "value_unit",
+            "value_system",
+            "value_code",
+            "value_display",
+            "value_string",
+            "interpretation",
         ),
     ),
     IdentifiedView(
@@ -565,8 +612,16 @@ IDENTIFIED_VIEWS: tuple[IdentifiedView, ...] = (
         "Patient medication requests (identified)",
         "Prescriptions of one patient, with dosage instructions.",
         (
-            "id", "patient_id", "encounter_id", "status", "intent", "medication_system",
-            "medication_code", "medication_display", "authored_on", "dosage_text",
+            "id",
+            "patient_id",
+            "encounter_id",
+            "status",
+            "intent",
+            "medication_system",
+            "medication_code",
+            "medication_display",
+            "authored_on",
+            "dosage_text",
         ),
     ),
 )

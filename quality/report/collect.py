@@ -6,9 +6,10 @@ manifest, and tables that hold no clinical values: the silos' ledgers of landed 
 counted by reason), the quality history (``_quality/results``), the lab mapping report
 (``silver/lab/mapping_report``: codes and units that did not conform) and the SDTM
 conformance findings (``bronze/trials/findings``). Of ``silver/lab/lab_results`` it reads
-only the site, source kind, map version and status columns, and counts them. It never reads
-a row of any other table, and from the logs it takes ``num_records`` and ``size_bytes``
-only, never the min/max statistics.
+only the site, source kind, map version and status columns, and of the restricted person
+crosswalk only its source system, identifier type, link rule and person key columns, and
+counts them (never an identifier). It never reads a row of any other table, and from the
+logs it takes ``num_records`` and ``size_bytes`` only, never the min/max statistics.
 """
 
 import json
@@ -29,6 +30,9 @@ from quality.report.model import (
     FreshnessInfo,
     GoldView,
     GraphNode,
+    IdentityConflict,
+    IdentityLinkage,
+    IdentitySystem,
     LabMapping,
     LabMappingIssue,
     LabSiteMapping,
@@ -51,6 +55,12 @@ LINEAGE_EVENTS = PurePosixPath("_lineage/events.ndjson")
 LAB_RESULTS = "silver/lab/lab_results"
 LAB_MAPPING_REPORT = "silver/lab/mapping_report"
 SDTM_FINDINGS = "bronze/trials/findings"
+CROSSWALK = "restricted/person_crosswalk"
+IDENTITY_CONFLICTS = "_rejects/identity/crosswalk"
+CROSSWALK_COUNTED_COLUMNS = ("source_system", "identifier_type", "link_rule", "person_key")
+"""The crosswalk columns the report counts: never ``identifier``."""
+IDENTITY_CONFLICT_COLUMNS = ("source_system", "identifier_type", "reason")
+"""The quarantine columns the report counts (not the digest or the locator)."""
 TRIALS_SILO = "trials"
 MAPPING_REPORT_COLUMNS = (
     "site",
@@ -144,6 +154,7 @@ def collect_report_data(
 
     lab_mapping = _lab_mapping(root, by_path, notes)
     sdtm = _sdtm_conformance(root, by_path, source_files, notes)
+    identity = _identity_linkage(root, by_path, notes)
 
     docs = None
     if data_docs_index is not None:
@@ -186,6 +197,7 @@ def collect_report_data(
         notes=tuple(notes),
         lab_mapping=lab_mapping,
         sdtm=sdtm,
+        identity=identity,
     )
 
 
@@ -581,6 +593,92 @@ def _sdtm_conformance(
         _study(f.source_file) for f in files if f.silo == TRIALS_SILO
     }
     return SdtmConformance(studies=tuple(sorted(studies)), findings=tuple(findings))
+
+
+def _identity_linkage(
+    root: Path, by_path: dict[str, TableInfo], notes: list[str]
+) -> IdentityLinkage | None:
+    crosswalk = _readable(by_path, CROSSWALK)
+    quarantine = _readable(by_path, IDENTITY_CONFLICTS)
+    if crosswalk is None and quarantine is None:
+        return None
+    key = ("source_system", "identifier_type")
+    linked = pl.DataFrame(
+        schema={"source_system": pl.String, "identifier_type": pl.String, "link_rule": pl.String}
+    )
+    people = None
+    if crosswalk is not None:
+        frame = _read_columns(root, CROSSWALK, CROSSWALK_COUNTED_COLUMNS)
+        missing = sorted(set(key) - set(frame.columns))
+        if missing:
+            notes.append(f"{CROSSWALK} lacks columns {missing}; identities not counted.")
+            crosswalk = None
+        else:
+            if "link_rule" not in frame.columns:
+                frame = frame.with_columns(pl.lit(None, pl.String).alias("link_rule"))
+            if "person_key" in frame.columns:
+                people = frame.get_column("person_key").drop_nulls().n_unique()
+            linked = frame.select(*key, "link_rule")
+    conflicts = pl.DataFrame(
+        schema={"source_system": pl.String, "identifier_type": pl.String, "reason": pl.String}
+    )
+    if quarantine is not None:
+        frame = _read_columns(root, IDENTITY_CONFLICTS, IDENTITY_CONFLICT_COLUMNS)
+        missing = sorted(set(IDENTITY_CONFLICT_COLUMNS) - set(frame.columns))
+        if missing:
+            notes.append(f"{IDENTITY_CONFLICTS} lacks columns {missing}; conflicts not counted.")
+            quarantine = None
+        else:
+            conflicts = frame.select(IDENTITY_CONFLICT_COLUMNS)
+    rules: dict[tuple[str, str], list[tuple[str, int]]] = defaultdict(list)
+    counts = (
+        linked.with_columns(pl.col("link_rule").cast(pl.String).fill_null("(none)"))
+        .group_by([*key, "link_rule"])
+        .len()
+        .sort(["len", "link_rule"], descending=[True, False])
+    )
+    for r in counts.to_dicts():
+        rules[(_text(r["source_system"]), _text(r["identifier_type"]))].append(
+            (_text(r["link_rule"]), int(r["len"]))
+        )
+    by_reason = conflicts.group_by([*key, "reason"]).len()
+    quarantined: dict[tuple[str, str], int] = defaultdict(int)
+    for r in by_reason.to_dicts():
+        quarantined[(_text(r["source_system"]), _text(r["identifier_type"]))] += int(r["len"])
+    systems = [
+        IdentitySystem(
+            silo=system.split(":", 1)[0],
+            source_system=system,
+            identifier_type=kind,
+            linked=sum(n for _, n in rules.get((system, kind), [])),
+            rules=tuple(rules.get((system, kind), [])),
+            conflicts=quarantined.get((system, kind), 0),
+        )
+        for system, kind in set(rules) | set(quarantined)
+    ]
+    silo_order = {"ehr": 0, "lab": 1, "imaging": 2, "genomics": 3, "trials": 4}
+    systems.sort(
+        key=lambda s: (silo_order.get(s.silo, 5), s.silo, s.source_system, s.identifier_type)
+    )
+    listed = sorted(
+        (
+            IdentityConflict(
+                _text(r["source_system"]),
+                _text(r["identifier_type"]),
+                _text(r["reason"]),
+                int(r["len"]),
+            )
+            for r in by_reason.to_dicts()
+        ),
+        key=lambda c: (c.source_system, c.identifier_type, -c.rows, c.reason),
+    )
+    return IdentityLinkage(
+        crosswalk_found=crosswalk is not None,
+        conflicts_found=quarantine is not None,
+        people=people,
+        systems=tuple(systems),
+        conflicts=tuple(listed),
+    )
 
 
 def _readable(by_path: dict[str, TableInfo], path: str) -> TableInfo | None:

@@ -369,6 +369,58 @@ class SdtmConformance:
 
 
 @dataclass(frozen=True)
+class IdentitySystem:
+    """The identifiers of one source system in the person crosswalk, and its conflicts.
+
+    Attributes:
+        silo: the silo (``ehr``, ``lab``, ``imaging``, ``genomics``, ``trials``).
+        source_system: ``ehr``, ``lab:<SITE>``, ``imaging``, ``genomics`` or
+            ``trials:<STUDYID>``.
+        identifier_type: ``fhir_patient_id``, ``mrn``, ``lab_patient_id``, ...
+        linked: identifiers linked to a person.
+        rules: ``(link_rule, identifiers)`` pairs, most first.
+        conflicts: source rows of this system and type quarantined instead of linked.
+    """
+
+    silo: str
+    source_system: str
+    identifier_type: str
+    linked: int
+    rules: tuple[tuple[str, int], ...]
+    conflicts: int
+
+
+@dataclass(frozen=True)
+class IdentityConflict:
+    """How many source rows of one system and identifier type were quarantined for one
+    reason (never which identifiers)."""
+
+    source_system: str
+    identifier_type: str
+    reason: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class IdentityLinkage:
+    """The person crosswalk and its quarantine, counted.
+
+    Attributes:
+        crosswalk_found: whether ``restricted/person_crosswalk`` is in the lake (readable).
+        conflicts_found: whether ``_rejects/identity/crosswalk`` is.
+        people: distinct people in the crosswalk; None when it was not read.
+        systems: per source system and identifier type, by silo then system.
+        conflicts: per system, type and reason, by system, type, then most rows.
+    """
+
+    crosswalk_found: bool
+    conflicts_found: bool
+    people: int | None
+    systems: tuple[IdentitySystem, ...]
+    conflicts: tuple[IdentityConflict, ...]
+
+
+@dataclass(frozen=True)
 class Summary:
     """The header strip's numbers.
 
@@ -487,6 +539,8 @@ class ReportData:
             ``silver/lab/lab_results`` nor ``silver/lab/mapping_report``.
         sdtm: the trials silo's SDTM findings; None when ``bronze/trials/findings`` is not
             in the lake.
+        identity: the person crosswalk's identifiers and conflicts, counted; None when the
+            lake has neither ``restricted/person_crosswalk`` nor ``_rejects/identity/crosswalk``.
     """
 
     lake_root: str
@@ -506,3 +560,4 @@ class ReportData:
     access: AccessSummary | None = None
     lab_mapping: LabMapping | None = None
     sdtm: SdtmConformance | None = None
+    identity: IdentityLinkage | None = None

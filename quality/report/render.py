@@ -7,6 +7,8 @@ from html import escape
 from pathlib import Path
 
 from quality.report.collect import (
+    CROSSWALK,
+    IDENTITY_CONFLICTS,
     LAB_MAPPING_REPORT,
     LAB_RESULTS,
     QUALITY_RESULTS,
@@ -17,6 +19,7 @@ from quality.report.collect import (
 from quality.report.model import (
     AccessEvent,
     GoldView,
+    IdentityLinkage,
     LabMappingIssue,
     LabSiteMapping,
     QualitySuite,
@@ -128,6 +131,7 @@ def report_html(data: ReportData, *, docs_link: str | None) -> str:
         _ingestion_section(data),
         _lab_mapping_section(data),
         _sdtm_section(data),
+        _identity_section(data),
         _tables_section(data),
         _access_section(data),
         "</main>",
@@ -247,6 +251,7 @@ def _toc() -> str:
         ("ingestion", "Ingestion & rejects"),
         ("lab-mapping", "Lab mapping"),
         ("sdtm", "SDTM"),
+        ("identity", "Identity"),
         ("tables", "Tables"),
         ("access", "Access"),
     ]
@@ -745,6 +750,90 @@ def _unavailable(path: str, paths: set[str]) -> str:
     return f"<code>{escape(path)}</code> is not in the lake yet."
 
 
+IDENTITY_REASONS = {
+    "unknown_mrn": "MRN held by no EHR patient",
+    "claimed_by_two_people": "claimed by two people",
+    "linked_to_another_person": "already linked to another person",
+    "mrn_shared_by_two_people": "MRN shared by two people",
+}
+"""The identity quarantine's reason codes, in words."""
+
+
+def _identity_section(data: ReportData) -> str:
+    lead = (
+        "The restricted person crosswalk links every source identifier of every silo (FHIR "
+        "Patient id and MRN, lab patient id per site, DICOM PatientID, VCF sample id, trial "
+        "USUBJID per study) to one person, by each silo's deterministic rule. A source row "
+        "that cannot be linked without guessing is quarantined with its reason. Counts only, "
+        "never an identifier."
+    )
+    heading = _heading(7, "identity", "Identity linkage", lead)
+    identity = data.identity
+    if identity is None:
+        paths = {t.path for t in data.tables}
+        return (
+            heading
+            + f'<div class="card empty">Identity linkage: {NOT_RECORDED}. '
+            + f"{_unavailable(CROSSWALK, paths)}</div></section>"
+        )
+    return (
+        heading
+        + _identity_systems(identity, data)
+        + _identity_conflicts(identity, data)
+        + "</section>"
+    )
+
+
+def _identity_systems(identity: IdentityLinkage, data: ReportData) -> str:
+    title = "<h3>Identifiers per source system"
+    if not identity.crosswalk_found:
+        paths = {t.path for t in data.tables}
+        return f'{title}</h3><div class="card empty">{_unavailable(CROSSWALK, paths)}</div>'
+    if not identity.systems:
+        return f'{title}</h3><div class="card empty">{_table_link(CROSSWALK)} is empty.</div>'
+    linked = sum(s.linked for s in identity.systems)
+    people = "" if identity.people is None else f" · {_plural(identity.people, 'person', 'people')}"
+    rows = "".join(
+        f"<tr><td>{escape(s.silo)}</td><td>{_code(s.source_system)}</td>"
+        f"<td>{_code(s.identifier_type)}</td>"
+        f'<td class="num">{s.linked:,}</td>'
+        f"<td>{', '.join(f'{_code(rule)} {n:,}' for rule, n in s.rules) or '—'}</td>"
+        f'<td class="num">{_count(s.conflicts, "bad")}</td></tr>'
+        for s in identity.systems
+    )
+    return (
+        f'{title} <span class="muted">{linked:,} linked{people}</span></h3>'
+        '<div class="card"><table><thead><tr><th>Silo</th><th>Source system</th>'
+        '<th>Identifier</th><th class="num">Linked</th><th>Link rules</th>'
+        f'<th class="num">Quarantined rows</th></tr></thead><tbody>{rows}</tbody></table></div>'
+    )
+
+
+def _identity_conflicts(identity: IdentityLinkage, data: ReportData) -> str:
+    title = "<h3>Conflicts by reason</h3>"
+    if not identity.conflicts_found:
+        paths = {t.path for t in data.tables}
+        return f'{title}<div class="card empty">{_unavailable(IDENTITY_CONFLICTS, paths)}</div>'
+    if not identity.conflicts:
+        return (
+            f'{title}<div class="card empty">None: every manifest row named one known person '
+            f"({_table_link(IDENTITY_CONFLICTS)} is empty).</div>"
+        )
+    rows = "".join(
+        f"<tr><td>{_code(c.source_system)}</td><td>{_code(c.identifier_type)}</td>"
+        f"<td>{_badge(IDENTITY_REASONS.get(c.reason, c.reason), 'bad')} {_sub(c.reason)}</td>"
+        f'<td class="num">{c.rows:,}</td></tr>'
+        for c in identity.conflicts
+    )
+    return (
+        f"{title}"
+        '<div class="card"><table><thead><tr><th>Source system</th><th>Identifier</th>'
+        f'<th>Reason</th><th class="num">Rows</th></tr></thead><tbody>{rows}</tbody>'
+        '</table></div><p class="muted">The file and locator of each row are in '
+        f"{_table_link(IDENTITY_CONFLICTS)} (restricted).</p>"
+    )
+
+
 def _tables_section(data: ReportData) -> str:
     lead = (
         "Every Delta table of the lake, from its transaction log: rows, data files, size, "
@@ -769,7 +858,7 @@ def _tables_section(data: ReportData) -> str:
         if data.tables
         else '<div class="card empty">The lake has no Delta tables yet.</div>'
     )
-    return _heading(7, "tables", "Tables", lead) + body + "</section>"
+    return _heading(8, "tables", "Tables", lead) + body + "</section>"
 
 
 def _access_section(data: ReportData) -> str:
@@ -786,7 +875,7 @@ def _access_section(data: ReportData) -> str:
             else "The audit log has no records yet: nobody has called the catalog server."
         )
         return (
-            _heading(8, "access", "Access", lead)
+            _heading(9, "access", "Access", lead)
             + f'<div class="card empty">{empty}</div>'
             + ("</section>")
         )
@@ -828,7 +917,7 @@ def _access_section(data: ReportData) -> str:
         else ""
     )
     return (
-        _heading(8, "access", "Access", lead)
+        _heading(9, "access", "Access", lead)
         + header
         + callers
         + by_dataset

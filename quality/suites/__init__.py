@@ -2,8 +2,8 @@
 
 One suite per table path: the EHR's bronze resources, file ledger, rejects, restricted person
 crosswalk, silver resources and research views, then the genomics, imaging, lab and trials
-silos' tables (their own modules). :func:`suite_for` gives a table's
-:class:`Suite`; :mod:`quality.validation` runs it in Great Expectations.
+silos' tables and the cross-silo consent table (their own modules). :func:`suite_for` gives
+a table's :class:`Suite`; :mod:`quality.validation` runs it in Great Expectations.
 """
 
 from functools import cache
@@ -12,13 +12,14 @@ from quality.suite_tables import SUITE_TABLES
 from quality.suites._model import DERIVED_PREFIX, Check, DeriveContext, Derived, Suite
 from quality.suites.bronze import (
     BRONZE_RESOURCE_TABLES,
-    crosswalk_suite,
     files_suite,
     rejects_suite,
     resource_suite,
 )
+from quality.suites.consent import CONSENT_SUITES
 from quality.suites.genomics import GENOMICS_SUITES
 from quality.suites.gold import GOLD_VIEWS, gold_suite
+from quality.suites.identity import IDENTITY_SUITES
 from quality.suites.imaging import IMAGING_SUITES
 from quality.suites.lab import LAB_SUITES
 from quality.suites.silver import SILVER_TABLES, silver_suite
@@ -44,7 +45,8 @@ def suite_for(table: str) -> Suite:
     """The expectation suite of one table.
 
     Args:
-        table: a path of :data:`SUITE_TABLES`.
+        table: a path of :data:`SUITE_TABLES` (the crosswalk and its quarantine,
+            ``restricted/identity_conflicts``, are :data:`quality.suites.identity.IDENTITY_SUITES`).
 
     Returns:
         The suite (built once per process).
@@ -52,6 +54,8 @@ def suite_for(table: str) -> Suite:
     Raises:
         UnknownTableError: (a ``KeyError``) for a path without a suite.
     """
+    if table in IDENTITY_SUITES:
+        return IDENTITY_SUITES[table]()
     if table not in SUITE_TABLES:
         raise UnknownTableError(table)
     if table in GENOMICS_SUITES:
@@ -62,13 +66,13 @@ def suite_for(table: str) -> Suite:
         return LAB_SUITES[table]()
     if table in TRIAL_SUITES:
         return TRIAL_SUITES[table]()
+    if table in CONSENT_SUITES:
+        return CONSENT_SUITES[table]()
     layer, _, name = table.rpartition("/")
     if table == "bronze/ehr/files":
         return files_suite()
     if table == "bronze/ehr/rejects":
         return rejects_suite()
-    if table == "restricted/person_crosswalk":
-        return crosswalk_suite()
     if layer == "bronze/ehr":
         return resource_suite(name)
     if layer == "silver/ehr":

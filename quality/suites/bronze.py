@@ -1,16 +1,13 @@
-"""Bronze suites: FHIR resources as read, the file ledger, rejects and the person crosswalk.
+"""Bronze suites: FHIR resources as read, the file ledger and rejects.
 
 Bronze keeps every version of a resource (the same ``id`` may arrive in several files), so
 its key is where the record came from: ``(source_file, source_locator)``. Clinical checks
 belong to silver, where a resource is one row.
 """
 
-import polars as pl
-
 from connectors.fhir.schema import OTHER_TABLE, TABLE_NAMES, table_columns
 from quality.suites._checks import (
     compound_unique,
-    derived_true,
     exact_columns,
     matches,
     not_null,
@@ -39,8 +36,9 @@ CROSSWALK_COLUMNS: tuple[str, ...] = (
     "identifier",
     "person_key",
     "linked_at",
+    "link_rule",
 )
-"""``pipelines.ehr.CROSSWALK_SCHEMA``."""
+"""``pipelines.ehr.CROSSWALK_SCHEMA`` (its suite is ``quality.suites.identity``)."""
 
 BRONZE_RESOURCE_TABLES: tuple[str, ...] = (*TABLE_NAMES.values(), OTHER_TABLE)
 
@@ -108,28 +106,3 @@ def rejects_suite() -> Suite:
         not_null("ingested_at"),
     ]
     return Suite("bronze/ehr/rejects", REJECTS_COLUMNS, tuple(checks))
-
-
-def crosswalk_suite() -> Suite:
-    """The restricted person crosswalk: every source identifier linked to one person."""
-    one_person = (
-        pl.col("person_key").n_unique().over("source_system", "identifier_type", "identifier") == 1
-    )
-    checks = [
-        exact_columns(CROSSWALK_COLUMNS, "the person crosswalk"),
-        not_null("source_system"),
-        not_null("identifier_type"),
-        not_null("identifier"),
-        compound_unique(("source_system", "identifier_type", "identifier")),
-        not_null("person_key"),
-        matches("person_key", PERSON_KEY, "person_key is a 32-hex random key"),
-        derived_true(
-            "fhir_patient_id_one_person",
-            ("source_system", "identifier_type", "identifier", "person_key"),
-            lambda _: pl.when(pl.col("identifier_type") == "fhir_patient_id").then(one_person),
-            "each fhir_patient_id maps to exactly one person_key",
-            column="identifier,person_key",
-        ),
-        not_null("linked_at"),
-    ]
-    return Suite("restricted/person_crosswalk", CROSSWALK_COLUMNS, tuple(checks))

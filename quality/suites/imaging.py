@@ -162,10 +162,17 @@ STUDY_DTYPES: dict[str, pl.DataType] = {
 }
 """``silver/imaging/dicom_studies`` (contract section 3)."""
 
-LINK_STATUS: tuple[str, ...] = ("linked", "no_order", "unknown_patient", "patient_mismatch")
+LINK_STATUS: tuple[str, ...] = (
+    "linked",
+    "no_order",
+    "unknown_patient",
+    "patient_mismatch",
+    "identity_conflict",
+)
 """How a silver instance or study was linked: to a person and the order's encounter; not
 ordered (no RIS order with its accession number); a PatientID the RIS does not know; an
-order whose patient is not the image's."""
+order whose patient is not the image's; a PatientID the person crosswalk does not hold
+because its identity is in conflict (``pipelines.imaging.LINK_STATUSES``)."""
 BURNED_IN_ANNOTATION: tuple[str, ...] = ("YES", "NO")
 """DICOM Burned In Annotation (0028,0301) enumerated values."""
 
@@ -324,6 +331,13 @@ def _linkage(derive: Callable[..., Check]) -> list[Check]:
             ("link_status", "person_key"),
             lambda _: pl.when(status == "unknown_patient").then(person.is_null()),
             "person_key is empty where the PatientID is unknown (unknown_patient)",
+            column="person_key",
+        ),
+        derive(
+            "identity_conflict_has_no_person",
+            ("link_status", "person_key"),
+            lambda _: pl.when(status == "identity_conflict").then(person.is_null()),
+            "person_key is empty where the PatientID's identity is in conflict (identity_conflict)",
             column="person_key",
         ),
         derive(

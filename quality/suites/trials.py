@@ -83,9 +83,10 @@ PROVENANCE_DTYPES: dict[str, pl.DataType] = {
 """What follows them: ``conform_domain``'s provenance (file, ``row:N``, dataset member), the
 file's hash and the ingestion time (bronze's ``record_json`` stays in bronze)."""
 
-LINK_STATUS: tuple[str, ...] = ("linked", "not_enrolled", "unknown_mrn")
-"""Linked to a person; no enrolment row for the subject; an enrolment MRN the person
-crosswalk does not know."""
+LINK_STATUS: tuple[str, ...] = ("linked", "not_enrolled", "unknown_mrn", "identity_conflict")
+"""Linked to a person (the person crosswalk's); no enrolment row for the subject; an enrolment
+MRN the person crosswalk does not know; a subject the crosswalk does not hold because its
+identity is in conflict (``pipelines.trials.LINK_STATUSES``)."""
 ARM_STATUS: tuple[str, ...] = ("blinded", "unblinded")
 ARM_COLUMNS: tuple[str, ...] = ("arm", "arm_code", "actual_arm")
 """The research subjects' columns that reveal treatment assignment."""

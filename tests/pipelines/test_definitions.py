@@ -6,6 +6,8 @@ from mcp_catalog.governance.imaging import IMAGING_VIEWS
 from mcp_catalog.governance.lab import LAB_VIEWS
 from mcp_catalog.governance.trials import TRIAL_VIEWS
 from mcp_catalog.governance.views import RESEARCH_VIEWS
+from pipelines import identity
+from pipelines.checks import lake_path
 from pipelines.definitions import build_definitions, defs
 from pipelines.defs.trials.checks import KEY_RULES
 from pipelines.ehr import BRONZE_TABLES, SILVER_TABLES
@@ -21,8 +23,9 @@ def test_every_layer_of_every_silo_is_an_asset():
     expected = {f"bronze/ehr/{t}" for t in (*BRONZE_TABLES, "files", "rejects")}
     expected |= {f"silver/ehr/{t}" for t in SILVER_TABLES}
     expected |= {f"gold/research/{v.name}" for v in RESEARCH_VIEWS}
-    expected |= {"restricted/person_crosswalk", "catalog", "gold/research/_consent"}
-    expected |= {"restricted/surrogates"}
+    expected |= {"restricted/person_crosswalk", "restricted/identity_conflicts"}
+    expected |= {"catalog", "gold/research/_consent"}
+    expected |= {"restricted/surrogates", "silver/consent/consents"}
     expected |= {f"bronze/genomics/{t}" for t in ("variants", "genotypes", "vcf_files", "rejects")}
     expected |= {"bronze/genomics/samples", "silver/genomics/variants", "silver/genomics/genotypes"}
     expected |= {f"gold/research/{v.name}" for v in GENOMIC_VIEWS}
@@ -85,9 +88,33 @@ def test_gold_views_depend_on_their_silver_sources_and_consent():
         assert (
             set(spec.sources)
             | {
-                "silver/ehr/consents",
+                "silver/consent/consents",
                 "restricted/person_crosswalk",
                 "restricted/surrogates",
             }
             == parents
         )
+
+
+def test_the_crosswalk_and_its_quarantine_are_one_build_each_with_a_blocking_suite():
+    definitions = build_definitions()
+    graph = definitions.resolve_asset_graph()
+    crosswalk = dg.AssetKey(["restricted", "person_crosswalk"])
+    conflicts = dg.AssetKey(["restricted", "identity_conflicts"])
+    node = graph.get(crosswalk).assets_def
+    assert node is graph.get(conflicts).assets_def
+    assert node.keys == {crosswalk, conflicts}
+    assert graph.get(conflicts).parent_keys == graph.get(crosswalk).parent_keys
+    assert dg.AssetKey(["bronze", "trials", "enrolment"]) in graph.get(conflicts).parent_keys
+    checks = {
+        (spec.asset_key, spec.name): spec.blocking
+        for checks in definitions.asset_checks or []
+        for spec in checks.check_specs
+        if spec.asset_key in (crosswalk, conflicts)
+    }
+    assert checks == {(crosswalk, "quality_suite"): True, (conflicts, "quality_suite"): True}
+    assert lake_path("restricted/identity_conflicts") == identity.CONFLICTS_PATH
+    # Either table alone can be selected: the build writes both, and records those asked for.
+    job = definitions.resolve_implicit_global_asset_job_def()
+    for key in (crosswalk, conflicts):
+        assert job.get_subset(asset_selection={key}).asset_layer.selected_asset_keys == {key}

@@ -17,6 +17,7 @@ from pipelines.cli import materialize
 from pipelines.defs.catalog.assets import SERVED_VIEWS
 from pipelines.ehr import SILVER_TABLES
 from pipelines.lake import Lake
+from tests.pipelines.conftest import TextSearch
 
 
 def _tables(root):
@@ -127,7 +128,7 @@ def _identifiers(lake: Lake) -> dict[str, set[str]]:
 
 
 def _assert_no_identifier(texts: list[str], identifiers: dict[str, set[str]]) -> None:
-    blob = "\n".join(texts)
+    blob = TextSearch(texts)
     cells = set(texts)
     for kind, values in identifiers.items():
         for value in values:

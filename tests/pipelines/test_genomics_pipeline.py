@@ -26,7 +26,7 @@ VCF = "cohort.vcf.gz"
 def _consented_samples(lake: Lake) -> dict[str, str]:
     """sample_id -> person_key of the sequenced people who consented to research now."""
     consented = set(
-        consented_people(lake.read("silver/ehr/consents"), as_of=datetime.now(UTC)).to_list()
+        consented_people(lake.read("silver/consent/consents"), as_of=datetime.now(UTC)).to_list()
     )
     links = genomics.sample_links(
         lake.read(genomics.SAMPLES_PATH), lake.read("restricted/person_crosswalk")

@@ -38,7 +38,7 @@ def _files_on_disk(batch) -> int:
 
 
 def _consented(lake: Lake) -> set[str]:
-    consents = lake.read("silver/ehr/consents")
+    consents = lake.read("silver/consent/consents")
     return set(consented_people(consents, as_of=datetime.now(UTC)).to_list())
 
 

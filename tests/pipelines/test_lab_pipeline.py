@@ -51,7 +51,7 @@ from tests.pipelines.conftest import PATIENTS, SEED, call_tool
 
 GOLD = "gold/research/lab_results"
 CROSSWALK = "restricted/person_crosswalk"
-CONSENTS = "silver/ehr/consents"
+CONSENTS = "silver/consent/consents"
 MAPS = Path(__file__).resolve().parents[2] / "connectors" / "terminology" / "maps"
 SITES = (*CSV_SITES, *HL7_SITES)
 MAPPED_SITES = ("SITE-A01", "SITE-B07", "SITE-D02")

@@ -32,6 +32,7 @@ SELECTION = ",".join(
                 "procedures", "immunizations", "consents",
             )
         ),
+        "silver/consent/consents",
         SURROGATES_PATH,
         "gold/research/patients",
         "gold/research/encounters",

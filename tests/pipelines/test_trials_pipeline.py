@@ -44,15 +44,19 @@ ARM_COLUMNS = {
 }
 ENROLMENT = Path("trials") / trials.ENROLMENT_NAME
 
-TRIAL_ASSETS = ",".join(
+TRIAL_BRONZE = ",".join(
     [
         *(f"bronze/trials/{name}" for name in (*DOMAINS, "other_domains", "findings")),
         *(f"bronze/trials/{name}" for name in ("variables", "files", "rejects", "enrolment")),
-        *(f"silver/trials/{d}" for d in DOMAINS),
-        *(f"gold/research/{name}" for name in VIEWS),
     ]
 )
-"""Every asset of the trials silo and its research views: what the reruns materialise."""
+"""The trials silo's bronze assets (the ledger among them)."""
+TRIAL_SILO = ",".join([TRIAL_BRONZE, *(f"silver/trials/{d}" for d in DOMAINS)])
+"""The trials silo's bronze and silver assets."""
+TRIAL_ASSETS = ",".join([TRIAL_SILO, *(f"gold/research/{name}" for name in VIEWS)])
+"""Every asset of the trials silo and its research views: what the reruns materialise when
+they look at the views. A rerun that only looks at bronze (or bronze and silver) runs only
+those: nothing upstream of them is affected by the views (their checks run with them)."""
 
 
 # -- expectations ------------------------------------------------------------------------
@@ -97,16 +101,28 @@ def _record_key(root: Path, prefix: str, usubjid: str, seq: float) -> str:
 
 
 def _subjects(lake: Lake, root: Path) -> pl.DataFrame:
-    """One row per subject: usubjid, mrn, arm, armcd, consent, person_key, pseudonym."""
+    """One row per subject: usubjid, mrn, arm, armcd, record counts, last disposition,
+    research consent, person_key, pseudonym."""
     truth = _truth()
     keys = _person_keys(lake)
     mrns = truth.get_column("mrn").to_list()
     pseudonyms = _person_pseudonyms(root, [keys[m] for m in mrns])
     consent = _consent_by_mrn()
-    return truth.select("usubjid", "mrn", "arm", "armcd", "n_ae", "n_lb").with_columns(
+    return truth.select(
+        "usubjid", "mrn", "arm", "armcd", "n_ae", "n_lb", "disposition"
+    ).with_columns(
         pl.Series("consent", [consent[m] for m in mrns]),
         pl.Series("person_key", [keys[m] for m in mrns]),
         pl.Series("person_pseudonym", [pseudonyms[keys[m]] for m in mrns]),
+    )
+
+
+def _in_views(subjects: pl.DataFrame) -> pl.DataFrame:
+    """The subjects the trial views hold: research consent, and no withdrawal of consent from
+    the study (the generator's WITHDRAWAL BY SUBJECT records say "Subject withdrew consent")."""
+    return subjects.filter(
+        pl.col("consent") == "permit",
+        pl.col("disposition").ne_missing("WITHDRAWAL BY SUBJECT"),
     )
 
 
@@ -127,9 +143,9 @@ def _copy(materialised_lake, tmp_path: Path) -> tuple[Path, Path]:
     return landing, root
 
 
-def _materialise_trials(root: Path, landing: Path) -> None:
+def _materialise_trials(root: Path, landing: Path, selection: str = TRIAL_ASSETS) -> None:
     with dg.instance_for_test() as instance:
-        result = materialize(str(root), str(landing), TRIAL_ASSETS, instance=instance)
+        result = materialize(str(root), str(landing), selection, instance=instance)
     assert result.success, "materialising the trial assets failed"
 
 
@@ -271,8 +287,10 @@ def test_the_trial_views_hold_exactly_the_consented_subjects(materialised_lake):
     root = materialised_lake.root
     lake = Lake(root)
     subjects = _subjects(lake, root)
-    consented = subjects.filter(pl.col("consent") == "permit")
-    assert 0 < consented.height < subjects.height, "the cohort should have both kinds"
+    research = subjects.filter(pl.col("consent") == "permit")
+    consented = _in_views(subjects)
+    assert 0 < research.height < subjects.height, "the cohort should have both kinds"
+    assert 0 < consented.height < research.height, "a subject should have withdrawn consent"
     allowed = set(consented.get_column("person_pseudonym"))
     view = lake.read("gold/research/trial_subjects")
     assert sorted(view.get_column("person_pseudonym")) == sorted(allowed)
@@ -439,7 +457,7 @@ def test_reruns_follow_the_landing_unchanged_changed_and_removed(materialised_la
 
     # One adverse event of a consented subject disappears from ae.xpt.
     subjects = _subjects(lake, root)
-    consented = set(subjects.filter(pl.col("consent") == "permit").get_column("usubjid"))
+    consented = set(_in_views(subjects).get_column("usubjid"))
     study = landing / "trials" / STUDY_ID
     ae, meta = pyreadstat.read_xport(study / "ae.xpt", output_format="polars")
     victim = ae.filter(pl.col("USUBJID").is_in(list(consented))).row(0, named=True)
@@ -457,7 +475,7 @@ def test_reruns_follow_the_landing_unchanged_changed_and_removed(materialised_la
     assert victim_key in set(gold_ae.get_column("record_key"))
     silver_before = lake.read(trials.silver_path("ae")).height
     read_before = lake.read(trials.FILES_PATH).get_column("ingested_at").max()
-    _materialise_trials(root, landing)
+    _materialise_trials(root, landing, f"{TRIAL_SILO},gold/research/trial_adverse_events")
 
     ledger = lake.read(trials.FILES_PATH)
     new_sha = hashlib.sha256((study / "ae.xpt").read_bytes()).hexdigest()
@@ -479,7 +497,7 @@ def test_reruns_follow_the_landing_unchanged_changed_and_removed(materialised_la
     cm_rows = lake.read(trials.bronze_path("cm")).height
     assert cm_rows == trial_records(_people())["cm"].height > 0
     (study / "cm.xpt").unlink()
-    _materialise_trials(root, landing)
+    _materialise_trials(root, landing, TRIAL_SILO)
     assert lake.read(trials.bronze_path("cm")).is_empty()
     assert lake.read(trials.silver_path("cm")).is_empty()
     ledger = lake.read(trials.FILES_PATH)
@@ -494,7 +512,7 @@ def test_a_broken_enrolment_map_is_quarantined_by_line(materialised_lake, tmp_pa
     landing, root = _copy(materialised_lake, tmp_path)
     lake = Lake(root)
     subjects = _subjects(lake, root)
-    consented = subjects.filter(pl.col("consent") == "permit").sort("usubjid")
+    consented = _in_views(subjects).sort("usubjid")
     twice, blank = consented.get_column("usubjid").to_list()[:2]
     gone_people = set(consented.filter(pl.col("usubjid").is_in([twice, blank]))["person_pseudonym"])
     stranger = next(p.mrn for p in _people() if p.trial_usubjid is None)
@@ -550,7 +568,7 @@ def test_a_removed_study_folder_leaves_bronze_like_a_removed_dataset(materialise
     landing, root = _copy(materialised_lake, tmp_path)
     lake = Lake(root)
     shutil.rmtree(landing / "trials" / STUDY_ID)
-    _materialise_trials(root, landing)
+    _materialise_trials(root, landing, TRIAL_BRONZE)
     left = {
         d: lake.read(trials.bronze_path(d))
         .filter(pl.col("source_file").str.starts_with(f"{STUDY_ID}/"))

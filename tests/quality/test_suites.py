@@ -9,7 +9,9 @@ import pytest
 from mcp_catalog.governance import views
 from pipelines import ehr
 from quality.suite_tables import (
+    CONSENT_SUITE_TABLES,
     GENOMICS_SUITE_TABLES,
+    IDENTITY_SUITE_TABLES,
     IMAGING_SUITE_TABLES,
     LAB_SUITE_TABLES,
     TRIAL_SUITE_TABLES,
@@ -17,6 +19,7 @@ from quality.suite_tables import (
 from quality.suites import SUITE_TABLES, UnknownTableError, references_for, suite_for
 from quality.suites.bronze import CROSSWALK_COLUMNS, FILE_LEDGER_COLUMNS, REJECTS_COLUMNS
 from quality.suites.gold import FORBIDDEN_COLUMNS, GOLD_VIEWS
+from quality.suites.identity import CONFLICTS_PATH, IDENTITY_SUITES
 
 
 def test_every_ehr_table_of_the_pipeline_has_a_suite():
@@ -25,24 +28,42 @@ def test_every_ehr_table_of_the_pipeline_has_a_suite():
         "bronze/ehr/files",
         "bronze/ehr/rejects",
         "restricted/person_crosswalk",
+        "restricted/identity_conflicts",
         *[f"silver/ehr/{t}" for t in ehr.SILVER_TABLES],
         *[spec.path for spec in views.RESEARCH_VIEWS],
         *GENOMICS_SUITE_TABLES,
         *IMAGING_SUITE_TABLES,
         *LAB_SUITE_TABLES,
         *TRIAL_SUITE_TABLES,
+        *CONSENT_SUITE_TABLES,
     ]
     assert sorted(SUITE_TABLES) == sorted(expected)
     assert (
         len(SUITE_TABLES)
         == len(set(SUITE_TABLES))
-        == 27
+        == 26
+        + len(IDENTITY_SUITE_TABLES)
         + len(GENOMICS_SUITE_TABLES)
         + len(IMAGING_SUITE_TABLES)
         + len(LAB_SUITE_TABLES)
         + len(TRIAL_SUITE_TABLES)
+        + len(CONSENT_SUITE_TABLES)
     )
     assert [suite_for(t).table for t in SUITE_TABLES] == list(SUITE_TABLES)
+
+
+def test_the_identity_suites_are_named_by_their_assets_and_run_where_their_rows_live():
+    from pipelines.checks import lake_path
+    from pipelines.identity import CONFLICTS_PATH as PIPELINE_CONFLICTS_PATH
+
+    assert IDENTITY_SUITE_TABLES == ("restricted/person_crosswalk", "restricted/identity_conflicts")
+    assert tuple(IDENTITY_SUITES) == IDENTITY_SUITE_TABLES
+    assert [suite_for(t).table for t in IDENTITY_SUITE_TABLES] == list(IDENTITY_SUITE_TABLES)
+    assert CONFLICTS_PATH == PIPELINE_CONFLICTS_PATH
+    assert lake_path("restricted/identity_conflicts") == CONFLICTS_PATH
+    assert lake_path("restricted/person_crosswalk") == "restricted/person_crosswalk"
+    with pytest.raises(UnknownTableError):
+        suite_for(CONFLICTS_PATH)
 
 
 def test_ledger_rejects_and_crosswalk_columns_match_the_pipeline_schemas():

@@ -18,6 +18,7 @@ PLANTED = "ZZQ-PLANTED-77"
 LAKE_PATHS = {
     "bronze/ehr/rejects": "_rejects/ehr/fhir",
     "bronze/genomics/rejects": "_rejects/genomics/vcf",
+    "restricted/identity_conflicts": "_rejects/identity/crosswalk",
 }
 
 

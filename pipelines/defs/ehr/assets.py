@@ -18,7 +18,8 @@ from mcp_catalog.governance.views import (
     surrogate_identifiers,
 )
 from mcp_catalog.policy import load_policy
-from pipelines import ehr
+from pipelines import ehr, identity
+from pipelines.consent import CONSENTS_PATH, read_consents
 from pipelines.lineage import asset_lineage, job_name, table_input, table_output
 from pipelines.metadata import column_schema, freshness_policy, write_metadata
 from pipelines.research import (
@@ -132,40 +133,111 @@ def bronze_ehr(context: dg.AssetExecutionContext, lake: LakeResource, landing: L
         yield dg.MaterializeResult(asset_key=key, metadata=metadata)
 
 
-@dg.asset(
-    key=["restricted", "person_crosswalk"],
-    freshness_policy=freshness_policy(CROSSWALK_PATH),
+CROSSWALK_KEY = dg.AssetKey(["restricted", "person_crosswalk"])
+IDENTITY_CONFLICTS_KEY = dg.AssetKey(["restricted", "identity_conflicts"])
+"""The identity quarantine's asset; its rows live at ``identity.CONFLICTS_PATH``."""
+_CROSSWALK_DEPS = [
+    dg.AssetKey(["bronze", "ehr", "patients"]),
+    *(dg.AssetKey(path.split("/")) for path in identity.MANIFESTS),
+]
+
+
+@dg.multi_asset(
     group_name=GROUP,
-    deps=[dg.AssetKey(["bronze", "ehr", "patients"])],
-    description="Restricted: links every source identifier (FHIR id, MRN) to one random "
-    "person_key. Never exposed to any audience.",
+    # Both tables come from one build and are always written together, so they never
+    # disagree; a run that selects one records only that one.
+    can_subset=True,
+    specs=[
+        dg.AssetSpec(
+            CROSSWALK_KEY,
+            freshness_policy=freshness_policy(CROSSWALK_PATH),
+            deps=_CROSSWALK_DEPS,
+            description="Restricted: links every source identifier (FHIR Patient id and MRN, "
+            "lab patient id per site, DICOM PatientID, VCF sample id, trial USUBJID per study) "
+            "to one random person_key, through the silos' manifests and their own link rules; "
+            "link_rule says which. Append-only: a link never moves. Rows that cannot be linked "
+            "(an MRN no EHR patient holds, an identifier claimed by two people or moved to "
+            "another) are quarantined in restricted/identity_conflicts with a reason. Never "
+            "exposed to any audience.",
+        ),
+        dg.AssetSpec(
+            IDENTITY_CONFLICTS_KEY,
+            freshness_policy=freshness_policy(IDENTITY_CONFLICTS_KEY.to_user_string()),
+            deps=_CROSSWALK_DEPS,
+            description="Restricted: the source rows whose identity was quarantined instead of "
+            "linked, written with the person crosswalk: source system, identifier type, the "
+            "identifier's SHA-256 (never its value), reason, source file and locator. Silver "
+            "leaves an identifier quarantined as undecided and not in the crosswalk unlinked "
+            f"(identity_conflict). Stored at {identity.CONFLICTS_PATH}; never exposed to any "
+            "audience.",
+        ),
+    ],
 )
-def person_crosswalk(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+def person_crosswalk(context: dg.AssetExecutionContext, lake: LakeResource):
     store = lake.lake()
-    inputs = [table_input(store, bronze_path("patients"))]
+    manifests = [p for p in identity.MANIFESTS if store.table(p) is not None]
+    inputs = [table_input(store, p) for p in (identity.PATIENTS_PATH, *manifests)]
+    outputs = [CROSSWALK_PATH, identity.CONFLICTS_PATH]
     with asset_lineage(
-        context, store, job=job_name(context.asset_key), inputs=inputs, outputs=[CROSSWALK_PATH]
+        context, store, job=job_name(CROSSWALK_KEY), inputs=inputs, outputs=outputs
     ) as run:
         current = store.read(CROSSWALK_PATH) if store.table(CROSSWALK_PATH) is not None else None
-        new_rows = ehr.new_crosswalk_rows(
-            store.read(bronze_path("patients")), current, linked_at=datetime.now(UTC)
+        build = identity.build_crosswalk(
+            store.read(identity.PATIENTS_PATH),
+            {p: store.read(p) for p in manifests},
+            current,
+            linked_at=datetime.now(UTC),
         )
-        if new_rows.height:
+        changes = pl.concat([build.rows, build.relabelled])
+        if current is not None and "link_rule" not in current.columns:
+            # Written before link rules were recorded: add the column to every row once
+            # (people unchanged), so the MERGE below can compare it.
+            store.replace_table(
+                CROSSWALK_PATH, identity.with_link_rules(current), run_id=context.run.run_id
+            )
+            changes = build.rows
+        if changes.height:
             outcome = store.merge(
                 CROSSWALK_PATH,
-                new_rows,
-                ["source_system", "identifier_type", "identifier"],
+                changes,
+                list(ehr.CROSSWALK_KEY),
                 run_id=context.run.run_id,
                 delete_missing=False,
             )
         else:
             outcome = store.unchanged(CROSSWALK_PATH)
-        run.outputs = [table_output(store, CROSSWALK_PATH)]
-    return dg.MaterializeResult(
-        metadata=write_metadata(
-            outcome, store.row_count(CROSSWALK_PATH), new_identities=new_rows.height
+        quarantined = store.replace_table(
+            identity.CONFLICTS_PATH, build.conflicts, run_id=context.run.run_id
         )
-    )
+        run.outputs = [table_output(store, p) for p in outputs]
+    conflicts = build.conflict_counts()
+    by_reason = {f"conflicts_{reason}": n for reason, n in conflicts.items()}
+    if build.conflicts.height:
+        context.log.warning(
+            f"{build.conflicts.height} source rows not linked to a person ("
+            + ", ".join(f"{reason} {n}" for reason, n in conflicts.items() if n)
+            + f"); their files and locators are in {identity.CONFLICTS_PATH}"
+        )
+    skipped = sorted(set(identity.MANIFESTS) - set(manifests))
+    if CROSSWALK_KEY in context.selected_asset_keys:
+        yield dg.MaterializeResult(
+            asset_key=CROSSWALK_KEY,
+            metadata=write_metadata(
+                outcome,
+                store.row_count(CROSSWALK_PATH),
+                new_identities=build.rows.height,
+                new_by_source_system=dg.MetadataValue.json(build.new_by_system()),
+                conflicts=build.conflicts.height,
+                **by_reason,
+                manifests_read=", ".join(manifests) or "none",
+                manifests_not_landed=", ".join(skipped) or "none",
+            ),
+        )
+    if IDENTITY_CONFLICTS_KEY in context.selected_asset_keys:
+        yield dg.MaterializeResult(
+            asset_key=IDENTITY_CONFLICTS_KEY,
+            metadata=write_metadata(quarantined, build.conflicts.height, **by_reason),
+        )
 
 
 def _silver_asset(table: str) -> dg.AssetsDefinition:
@@ -315,18 +387,20 @@ gold_assets = [research_view_asset(spec) for spec in RESEARCH_VIEWS]
     freshness_policy=freshness_policy(CONSENT_STATUS_PATH),
     group_name="research",
     deps=[
-        dg.AssetKey(["silver", "ehr", "consents"]),
+        dg.AssetKey(CONSENTS_PATH.split("/")),
         dg.AssetKey(["restricted", "person_crosswalk"]),
         dg.AssetKey(SURROGATES_PATH.split("/")),
     ],
     description="Every person's current consent decision per scope, under the research "
-    "pseudonym. The catalog server re-reads it on every call, so a revocation takes effect "
-    "as soon as this asset is materialised. Never served as a dataset.",
+    "pseudonym: one row per person and general scope (research), and one per person and "
+    "study with a trial consent record (scope trial:<STUDYID>, the study's own decision). "
+    "The catalog server re-reads it on every call, so a revocation takes effect as soon as "
+    "this asset is materialised. Never served as a dataset.",
     owners=["team:data-stewards"],
 )
 def research_consent(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
     store = lake.lake()
-    inputs = [table_input(store, p) for p in (silver_path("consents"), CROSSWALK_PATH)]
+    inputs = [table_input(store, p) for p in (CONSENTS_PATH, CROSSWALK_PATH)]
     with asset_lineage(
         context,
         store,
@@ -339,7 +413,7 @@ def research_consent(context: dg.AssetExecutionContext, lake: LakeResource) -> d
             sorted({p.consent_scope for p in policy.purposes.values() if p.consent_scope})
         )
         status = consent_status(
-            store.read(silver_path("consents")),
+            read_consents(store),
             store.read(CROSSWALK_PATH).get_column("person_key"),
             as_of=datetime.now(UTC),
             scopes=scopes,
@@ -348,8 +422,13 @@ def research_consent(context: dg.AssetExecutionContext, lake: LakeResource) -> d
         outcome = store.merge(
             CONSENT_STATUS_PATH, status, ["person_pseudonym", "scope"], run_id=context.run.run_id
         )
+    study = pl.col("study_id").is_not_null()
     return dg.MaterializeResult(
         metadata=write_metadata(
-            outcome, status.height, permitted=int(status.get_column("permitted").sum())
+            outcome,
+            status.height,
+            permitted=int(status.filter(~study).get_column("permitted").sum()),
+            study_rows=status.filter(study).height,
+            study_withdrawals=status.filter(study, ~pl.col("permitted")).height,
         )
     )

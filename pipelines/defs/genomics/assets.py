@@ -9,6 +9,7 @@ import dagster as dg
 from connectors.errors import ConnectorError
 from mcp_catalog.governance.genomics import GENOMIC_VIEWS
 from pipelines import genomics
+from pipelines.crosswalk_links import CONFLICTS_PATH, read_conflicts
 from pipelines.landing import landing_file
 from pipelines.lineage import asset_lineage, table_input, table_output
 from pipelines.manifest_asset import ManifestFeed, land_manifest
@@ -166,6 +167,7 @@ _SILVER_DEPS = [
     *(_key(p) for p in (genomics.VARIANTS_PATH, genomics.GENOTYPES_PATH, genomics.FILES_PATH)),
     _key(genomics.SAMPLES_PATH),
     _key(CROSSWALK_PATH),
+    dg.AssetKey(["restricted", "identity_conflicts"]),
 ]
 
 
@@ -201,6 +203,7 @@ def silver_genomics(context: dg.AssetExecutionContext, lake: LakeResource):
             genomics.GENOTYPES_PATH,
             genomics.SAMPLES_PATH,
             CROSSWALK_PATH,
+            CONFLICTS_PATH,
         )
     ]
     outputs = [genomics.SILVER_VARIANTS_PATH, genomics.SILVER_GENOTYPES_PATH]
@@ -208,7 +211,9 @@ def silver_genomics(context: dg.AssetExecutionContext, lake: LakeResource):
         context, store, job="silver.genomics", inputs=inputs, outputs=outputs
     ) as run:
         links = genomics.sample_links(
-            store.read(genomics.SAMPLES_PATH), store.read(CROSSWALK_PATH)
+            store.read(genomics.SAMPLES_PATH),
+            store.read(CROSSWALK_PATH),
+            conflicts=read_conflicts(store),
         )
         try:
             build = genomics.build_silver(
@@ -221,7 +226,8 @@ def silver_genomics(context: dg.AssetExecutionContext, lake: LakeResource):
     if unlinked:
         context.log.warning(
             f"{unlinked} of {build.samples} samples in {name} are not linked to a person: "
-            "their sample ids are missing from the manifest or their MRN is unknown"
+            "their sample ids are missing from the manifest, their MRN is unknown or their "
+            "identity is in conflict (see _rejects/identity/crosswalk)"
         )
     for table, outcome in (("variants", build.variants), ("genotypes", build.genotypes)):
         yield dg.MaterializeResult(

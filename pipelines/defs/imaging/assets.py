@@ -10,6 +10,7 @@ import dagster as dg
 from connectors.errors import ConnectorError
 from mcp_catalog.governance.imaging import IMAGING_VIEWS
 from pipelines import imaging
+from pipelines.crosswalk_links import CONFLICTS_PATH
 from pipelines.lineage import asset_lineage, table_input, table_output
 from pipelines.manifest_asset import ManifestFeed, land_manifest
 from pipelines.metadata import freshness_policy, write_metadata
@@ -65,9 +66,7 @@ def landed_batches(landing_root: str) -> list[str]:
         ),
     ],
 )
-def bronze_imaging(
-    context: dg.AssetExecutionContext, lake: LakeResource, landing: LandingResource
-):
+def bronze_imaging(context: dg.AssetExecutionContext, lake: LakeResource, landing: LandingResource):
     """Reads one landed batch (this partition) into bronze, unless it is unchanged."""
     store = lake.lake()
     folder = landing.silo("imaging")
@@ -158,6 +157,7 @@ _SILVER_DEPS = [
     _key(imaging.INSTANCES_PATH),
     _key(imaging.ORDERS_PATH),
     _key(CROSSWALK_PATH),
+    dg.AssetKey(["restricted", "identity_conflicts"]),
     _key(imaging.ENCOUNTERS_PATH),
 ]
 
@@ -201,7 +201,7 @@ def silver_imaging(context: dg.AssetExecutionContext, lake: LakeResource):
         context.log.info("no DICOM batch has been ingested; the silver tables are empty")
     inputs = [
         table_input(store, p)
-        for p in (imaging.INSTANCES_PATH, imaging.ORDERS_PATH, CROSSWALK_PATH)
+        for p in (imaging.INSTANCES_PATH, imaging.ORDERS_PATH, CROSSWALK_PATH, CONFLICTS_PATH)
         if store.table(p) is not None
     ]
     outputs = [
@@ -209,12 +209,8 @@ def silver_imaging(context: dg.AssetExecutionContext, lake: LakeResource):
         imaging.SILVER_SERIES_PATH,
         imaging.SILVER_STUDIES_PATH,
     ]
-    with asset_lineage(
-        context, store, job="silver.imaging", inputs=inputs, outputs=outputs
-    ) as run:
-        build = imaging.build_silver(
-            store, store.read(CROSSWALK_PATH), run_id=context.run.run_id
-        )
+    with asset_lineage(context, store, job="silver.imaging", inputs=inputs, outputs=outputs) as run:
+        build = imaging.build_silver(store, store.read(CROSSWALK_PATH), run_id=context.run.run_id)
         run.outputs = [table_output(store, p) for p in outputs]
     unlinked = build.instance_rows - build.status_counts["linked"]
     if unlinked:

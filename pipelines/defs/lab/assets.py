@@ -7,6 +7,7 @@ import dagster as dg
 
 from mcp_catalog.governance.lab import LAB_VIEWS
 from pipelines import ehr, lab
+from pipelines.crosswalk_links import CONFLICTS_PATH
 from pipelines.lineage import asset_lineage, table_input, table_output
 from pipelines.manifest_asset import ManifestFeed, land_manifest
 from pipelines.metadata import freshness_policy, write_metadata
@@ -156,6 +157,7 @@ _SILVER_DEPS = [
     dg.AssetKey(["bronze", "lab", "results"]),
     dg.AssetKey(["bronze", "lab", "patient_index"]),
     dg.AssetKey(CROSSWALK_PATH.split("/")),
+    dg.AssetKey(["restricted", "identity_conflicts"]),
 ]
 
 
@@ -189,14 +191,12 @@ def silver_lab(context: dg.AssetExecutionContext, lake: LakeResource):
     store = lake.lake()
     inputs = [
         table_input(store, p)
-        for p in (lab.RESULTS_PATH, lab.INDEX_PATH, CROSSWALK_PATH)
+        for p in (lab.RESULTS_PATH, lab.INDEX_PATH, CROSSWALK_PATH, CONFLICTS_PATH)
         if store.table(p) is not None
     ]
     outputs = [lab.SILVER_PATH, lab.REPORT_PATH]
     index = (
-        store.read(lab.INDEX_PATH)
-        if store.table(lab.INDEX_PATH) is not None
-        else lab.empty_index()
+        store.read(lab.INDEX_PATH) if store.table(lab.INDEX_PATH) is not None else lab.empty_index()
     )
     with asset_lineage(context, store, job="silver.lab", inputs=inputs, outputs=outputs) as run:
         build = lab.build_silver(

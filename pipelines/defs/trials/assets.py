@@ -8,6 +8,7 @@ import dagster as dg
 
 from mcp_catalog.governance.trials import TRIAL_VIEWS
 from pipelines import trials
+from pipelines.crosswalk_links import CONFLICTS_PATH
 from pipelines.lab import ensure_tables
 from pipelines.lineage import asset_lineage, table_input, table_output
 from pipelines.manifest_asset import ManifestFeed, land_manifest
@@ -84,9 +85,7 @@ BRONZE_PATHS: dict[str, str] = {
         ),
     ],
 )
-def bronze_trials(
-    context: dg.AssetExecutionContext, lake: LakeResource, landing: LandingResource
-):
+def bronze_trials(context: dg.AssetExecutionContext, lake: LakeResource, landing: LandingResource):
     """Reads every study folder with a new or changed dataset, whole, into bronze."""
     store = lake.lake()
     run_id = context.run.run_id
@@ -190,6 +189,7 @@ _SILVER_DEPS = [
     # Conformance errors (checks on the findings) block silver: such rows cannot be keyed.
     dg.AssetKey(["bronze", "trials", "findings"]),
     dg.AssetKey(CROSSWALK_PATH.split("/")),
+    dg.AssetKey(["restricted", "identity_conflicts"]),
 ]
 
 
@@ -224,6 +224,7 @@ def silver_trials(context: dg.AssetExecutionContext, lake: LakeResource):
             *(trials.bronze_path(d) for d in trials.DOMAINS),
             trials.ENROLMENT_PATH,
             CROSSWALK_PATH,
+            CONFLICTS_PATH,
         )
         if store.table(p) is not None
     ]

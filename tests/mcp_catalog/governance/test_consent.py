@@ -2,13 +2,14 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from mcp_catalog.governance.consent import consented_people
+from mcp_catalog.governance.consent import consent_events, consented_people
 
 T = pl.Datetime("us", "UTC")
 
 
 def _consents(rows):
-    return pl.DataFrame(
+    """FHIR consents (silver/ehr/consents columns) as the unified consent table."""
+    fhir = pl.DataFrame(
         rows,
         schema={
             "person_key": pl.String(),
@@ -20,7 +21,13 @@ def _consents(rows):
             "date_time": T,
         },
         orient="row",
-    )
+    ).with_row_index("line", offset=1)
+    fhir = fhir.with_columns(
+        pl.format("consent-{}", "line").alias("id"),
+        pl.lit("Consent.ndjson").alias("source_file"),
+        pl.format("line:{}", "line").alias("source_locator"),
+    ).drop("line")
+    return consent_events(fhir, None)
 
 
 def _at(year, month=1):
@@ -72,5 +79,6 @@ def test_consent_status_lists_every_person_with_their_current_decision_per_scope
     pseudonyms = keyed_hash(key, ["pk-1", "pk-2", "pk-3"], prefix="P")
     expected = dict(zip(pseudonyms, [True, False, False], strict=True))
     assert dict(zip(status["person_pseudonym"], status["permitted"], strict=True)) == expected
-    assert status.columns == ["person_pseudonym", "scope", "permitted"]
+    assert status.columns == ["person_pseudonym", "scope", "study_id", "permitted"]
+    assert status["study_id"].null_count() == status.height
     assert status["scope"].unique().to_list() == ["research"] and status.height == 3
