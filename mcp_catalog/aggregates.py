@@ -18,8 +18,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
 from mcp_catalog.manifest import CatalogDataset, region_problem
 from mcp_catalog.policy import Aggregation
 from mcp_catalog.query import (
+    COHORT_MESSAGE,
     DatasetQuery,
     build_arguments_model,
+    cohort_field,
     compact_schema,
     explain_region,
     region_conditions,
@@ -52,12 +54,15 @@ class AggregateQuery:
     """The row query over the dimension and measure columns, for filter errors and plans."""
 
     @classmethod
-    def for_dataset(cls, dataset: CatalogDataset, aggregation: Aggregation) -> "AggregateQuery":
+    def for_dataset(
+        cls, dataset: CatalogDataset, aggregation: Aggregation, *, cohort: bool = False
+    ) -> "AggregateQuery":
         """Generate the aggregate models of one dataset.
 
         Args:
             dataset: the catalog entry (all columns).
             aggregation: the policy's dimensions and measures.
+            cohort: whether the tool takes a saved cohort as a filter (``cohort``).
 
         Returns:
             The aggregate definition.
@@ -121,6 +126,8 @@ class AggregateQuery:
         region = region_model(dataset)
         if region is not None:
             fields["region"] = (region | None, Field(None))
+        if cohort:
+            fields["cohort"] = cohort_field()
         arguments = create_model(
             f"aggregate_{dataset.name}_arguments", __config__=_STRICT, **fields
         )
@@ -179,6 +186,8 @@ class AggregateQuery:
             return self.filters._explain(error)
         if top == "region":
             return explain_region(loc, kind)
+        if top == "cohort":
+            return COHORT_MESSAGE
         return "arguments do not match the input schema of this tool."
 
 

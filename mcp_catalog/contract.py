@@ -20,9 +20,9 @@ async def render_contract(server: MCPServer) -> dict[str, Any]:
         server: a built server.
 
     Returns:
-        ``{"tools": [...], "resources": [...], "resource_templates": [...]}``: each entry the
-        full listing entry dumped by alias without nulls; tools sorted by name, resources by
-        URI, templates by URI template.
+        ``{"tools": [...], "resources": [...], "resource_templates": [...], "prompts":
+        [...]}``: each entry the full listing entry dumped by alias without nulls; tools and
+        prompts sorted by name, resources by URI, templates by URI template.
     """
 
     def dump(entry: Any) -> dict[str, Any]:
@@ -36,7 +36,15 @@ async def render_contract(server: MCPServer) -> dict[str, Any]:
         (dump(template) for template in await server.list_resource_templates()),
         key=lambda t: t["uriTemplate"],
     )
-    return {"tools": tools, "resources": resources, "resource_templates": templates}
+    prompts = sorted(
+        (dump(prompt) for prompt in await server.list_prompts()), key=lambda p: p["name"]
+    )
+    return {
+        "tools": tools,
+        "resources": resources,
+        "resource_templates": templates,
+        "prompts": prompts,
+    }
 
 
 def contract_json(contract: dict[str, Any]) -> str:
@@ -77,7 +85,7 @@ def _names(entries: list[dict[str, Any]], key: str) -> dict[str, str]:
 def describe_drift(reviewed: dict[str, Any], current: dict[str, Any]) -> str:
     """What changed in one role's surface, as a short sentence."""
     parts = []
-    for section, key in (("tools", "name"), ("resources", "uri")):
+    for section, key in (("tools", "name"), ("resources", "uri"), ("prompts", "name")):
         old, new = _names(reviewed.get(section, []), key), _names(current.get(section, []), key)
         added = sorted(set(new) - set(old))
         removed = sorted(set(old) - set(new))

@@ -64,7 +64,7 @@ FORWARDED_STATUS = 200
 the MCP layer decides the status of its answer (200 for JSON-RPC results and most errors)."""
 
 _KNOWN_METHODS = SPEC_CLIENT_METHODS | SPEC_CLIENT_NOTIFICATION_METHODS
-_AUDITED_BY_GATEWAY = frozenset({"tools/call", "resources/read"})
+_AUDITED_BY_GATEWAY = frozenset({"tools/call", "resources/read", "prompts/get"})
 _HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # RFC 6750 b64token after exactly one space; the scheme is case-insensitive (RFC 9110).
 _BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] ([A-Za-z0-9\-._~+/]+=*)")

@@ -3,6 +3,7 @@ the server is built from. Validated on load, so a hand-edited or stale manifest 
 """
 
 import json
+import math
 import re
 from datetime import datetime
 from pathlib import Path
@@ -100,6 +101,51 @@ class RegionColumns(BaseModel):
         return value
 
 
+class DatasetFederation(BaseModel):
+    """Where a view's rows come from across the silos and how they reach one person.
+
+    ``linked_rows`` and ``source_rows`` count the rows of the view's primary silver source
+    (the table its rows are drawn from) that carry a ``person_key``, and all of them;
+    ``linked_share`` is their ratio, or None exactly when ``source_rows`` is 0: no row needs
+    linking (an aggregate view, whose rows are not people, counts none) or the source is
+    empty.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    silos: list[str] = Field(min_length=1)
+    """The silos the view's silver sources belong to (``ehr``, ``lab``, ...), sorted."""
+    linkage_rule: str = Field(min_length=1)
+    """How a source row is matched to a person, one sentence per silo."""
+    consent_rule: str = Field(min_length=1)
+    """Which people's rows the view holds and when their consent is checked."""
+    linked_share: float | None = Field(ge=0.0, le=1.0)
+    linked_rows: int = Field(ge=0)
+    source_rows: int = Field(ge=0)
+
+    @field_validator("silos")
+    @classmethod
+    def _silo_names(cls, value: list[str]) -> list[str]:
+        if any(not _NAME.match(silo) for silo in value):
+            raise ValueError("silo names are lower-case snake_case identifiers")
+        if value != sorted(set(value)):
+            raise ValueError("silos are listed once each, sorted")
+        return value
+
+    @model_validator(mode="after")
+    def _share_of_rows(self) -> "DatasetFederation":
+        if self.linked_rows > self.source_rows:
+            raise ValueError("linked_rows cannot exceed source_rows")
+        if self.source_rows == 0:
+            if self.linked_share is not None:
+                raise ValueError("linked_share is null when no source row needs linking")
+        elif self.linked_share is None or not math.isclose(
+            self.linked_share, self.linked_rows / self.source_rows, rel_tol=0.0, abs_tol=1e-9
+        ):
+            raise ValueError("linked_share must equal linked_rows / source_rows")
+        return self
+
+
 class CatalogDataset(BaseModel):
     """One gold view: where it lives, what it holds, how fresh it is."""
 
@@ -128,6 +174,9 @@ class CatalogDataset(BaseModel):
     region: RegionColumns | None = Field(None, exclude_if=lambda value: value is None)
     """The genomic position columns of the view, for region queries; None (and absent from
     the JSON) for views that are not placed on the genome."""
+    federation: DatasetFederation | None = Field(None, exclude_if=lambda value: value is None)
+    """The view's silos, linkage and consent rules and linked share; None (and absent from the
+    JSON) in catalogs built before it was recorded."""
 
     @field_validator("name", "audience")
     @classmethod

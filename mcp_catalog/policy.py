@@ -250,6 +250,46 @@ class Risk(BaseModel):
     alert_at: int = Field(ge=1, le=100)
 
 
+class CohortRole(BaseModel):
+    """What one role may do with cohorts across the views of the cohort audience."""
+
+    model_config = _STRICT
+
+    pseudonyms: bool = Field(False, strict=True)
+    """Whether the role may receive the members' research pseudonyms (a cohort's people,
+    the members of a saved cohort, and saved cohorts as a filter of row-level tools). A role
+    without it gets counts only, suppressed below the minimum cell size."""
+    save: bool = Field(False, strict=True)
+    """Whether the role may save a cohort as a named, versioned cohort."""
+
+
+class Cohorts(BaseModel):
+    """The cohort tool: which roles get it and how far it may go.
+
+    A cohort is the set of people of one audience (joined on their pseudonym) who meet every
+    criterion given; criteria read that audience's person-level views through the same
+    governance as the query tools. Roles not listed get no cohort tool.
+    """
+
+    model_config = _STRICT
+
+    audience: str
+    """The audience whose person-level views the criteria read (``research``)."""
+    scope: str
+    """The scope the cohort tool requires; listing pseudonyms also needs the read scope of
+    every view a cohort uses."""
+    roles: dict[str, CohortRole]
+    max_criteria: int = Field(ge=1, le=50)
+    """The most criteria one cohort may have (each list entry, age and sex count one)."""
+    max_members: int = Field(ge=1, le=1_000_000)
+    """The most people a cohort may list or save; larger cohorts are counted only."""
+    max_running_jobs: int = Field(ge=1, le=64)
+    """The most background cohort jobs one principal may have running at once."""
+    job_timeout_seconds: float = Field(gt=0, le=3600)
+    """A background job still running after this long is reported failed and its result
+    dropped."""
+
+
 class Policy(BaseModel):
     """The whole policy document."""
 
@@ -276,6 +316,9 @@ class Policy(BaseModel):
     limits: Limits
     risk: Risk
     datasets: dict[str, DatasetPolicy]
+    # Left out of dumps when absent, like ``trials``.
+    cohorts: Cohorts | None = Field(None, exclude_if=lambda value: value is None)
+    """The cohort tool; None offers it to no role."""
 
     @field_validator("scopes")
     @classmethod
@@ -335,9 +378,27 @@ class Policy(BaseModel):
             for t in self.trials
             if not _STUDY.match(t)
         ]
+        problems += self._cohort_problems()
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _cohort_problems(self) -> list[str]:
+        cohorts = self.cohorts
+        if cohorts is None:
+            return []
+        problems = []
+        if not _NAME.match(cohorts.audience):
+            problems.append(f"cohorts: audience {cohorts.audience!r} is not a snake_case name")
+        if cohorts.scope not in self.scopes:
+            problems.append(f"cohorts: unknown scope {cohorts.scope!r}")
+        for name in cohorts.roles:
+            role = self.roles.get(name)
+            if role is None:
+                problems.append(f"cohorts: unknown role {name!r}")
+            elif cohorts.scope not in role.scopes:
+                problems.append(f"cohorts: role {name} cannot hold the scope {cohorts.scope}")
+        return problems
 
     @property
     def fingerprint(self) -> str:

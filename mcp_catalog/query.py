@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 from typing_extensions import TypedDict
 
+from mcp_catalog.cohorts_store import REFERENCE_PATTERN
 from mcp_catalog.manifest import (
     CatalogColumn,
     CatalogDataset,
@@ -58,8 +59,10 @@ MAX_CONTIG_LENGTH = 64
 # A VCF 4.3 contig name (section 1.4.7): no white space, commas, quotes, brackets or
 # backslashes, and neither ``*`` nor ``=`` first.
 _CONTIG = r"^[0-9A-Za-z!#$%&+./:;?@^_|~-][0-9A-Za-z!#$%&*+./:;=?@^_|~-]*$"
+CONTIG_PATTERN = _CONTIG
+"""The pattern of a contig name (VCF 4.3 section 1.4.7)."""
 
-ARGUMENTS = ("select", "filters", "region", "sort", "limit", "cursor")
+ARGUMENTS = ("select", "filters", "region", "sort", "limit", "cursor", "cohort")
 EQUALITY_OPERATORS = ("eq", "in")
 RANGE_OPERATORS = ("gte", "gt", "lte", "lt")
 _ORDERED_TYPES: frozenset[ColumnType] = frozenset({"integer", "number", "date", "datetime"})
@@ -336,11 +339,30 @@ def explain_region(loc: tuple[int | str, ...], kind: str) -> str:
     return REGION_SHAPE_MESSAGE  # pragma: no cover - every location is one of the above
 
 
-def build_arguments_model(dataset: CatalogDataset) -> type[BaseModel]:
+COHORT_DESCRIPTION = (
+    "A saved cohort, as name (its latest version) or name@version: only rows of the "
+    "cohort's members are used. Consent is applied as without it."
+)
+COHORT_MESSAGE = (
+    "cohort must be a saved cohort's name (lower-case letters, digits and dashes, at most 64) "
+    "or name@version (a version from 1)."
+)
+
+
+def cohort_field() -> tuple[Any, Any]:
+    """The optional ``cohort`` argument of the tools of a person-level view."""
+    return (
+        Annotated[str, Field(max_length=74, pattern=f"^{REFERENCE_PATTERN}$")] | None,
+        Field(None, description=COHORT_DESCRIPTION),
+    )
+
+
+def build_arguments_model(dataset: CatalogDataset, *, cohort: bool = False) -> type[BaseModel]:
     """The strict argument model of ``query_<dataset>``, generated from its columns.
 
     Args:
         dataset: the catalog entry.
+        cohort: whether the tool takes a saved cohort as a filter (``cohort``).
 
     Returns:
         A pydantic model (extra keys forbidden, no coercion) whose JSON schema is the tool's
@@ -413,6 +435,8 @@ def build_arguments_model(dataset: CatalogDataset) -> type[BaseModel]:
             description="next_cursor of the previous page of the same query.",
         ),
     )
+    if cohort:
+        fields["cohort"] = cohort_field()
     return create_model(
         f"query_{dataset.name}_arguments",
         __config__=_STRICT,
@@ -520,11 +544,12 @@ class DatasetQuery:
     result_model: type[BaseModel]
 
     @classmethod
-    def for_dataset(cls, dataset: CatalogDataset) -> "DatasetQuery":
+    def for_dataset(cls, dataset: CatalogDataset, *, cohort: bool = False) -> "DatasetQuery":
         """Generate the models of one dataset.
 
         Args:
             dataset: the catalog entry.
+            cohort: whether the tool takes a saved cohort as a filter (``cohort``).
 
         Returns:
             The dataset's query definition.
@@ -547,7 +572,9 @@ class DatasetQuery:
         problem = region_problem(dataset)
         if problem is not None:
             raise ValueError(problem)
-        return cls(dataset, build_arguments_model(dataset), build_result_model(dataset))
+        return cls(
+            dataset, build_arguments_model(dataset, cohort=cohort), build_result_model(dataset)
+        )
 
     def input_schema(self) -> dict[str, Any]:
         """The JSON schema of the arguments (aliases, so ``in`` not ``in_``), self-contained:
@@ -621,6 +648,8 @@ class DatasetQuery:
                 f"cursor must be the next_cursor string (at most {MAX_CURSOR_LENGTH} characters) "
                 "of a previous result."
             )
+        if top == "cohort":
+            return COHORT_MESSAGE
         return "arguments do not match the input schema of this tool."
 
     def _argument_names(self) -> list[str]:

@@ -645,6 +645,9 @@ def _description_texts(policy_data: Any, manifest: Manifest | None) -> Iterator[
             yield f"{where} description", dataset.description
             for column in dataset.columns:
                 yield f"{where} column {column.name}", column.description
+            if dataset.federation is not None:
+                yield f"{where} federation linkage_rule", dataset.federation.linkage_rule
+                yield f"{where} federation consent_rule", dataset.federation.consent_rule
 
 
 def _check_descriptions(policy_data: Any, manifest: Manifest | None) -> list[Finding]:

@@ -6,6 +6,15 @@ the role's columns only) and, where the policy allows, an ``aggregate_<name>`` t
 (suppressed counts and statistics); for roles holding the audit scope, read-only tools over
 the audit log; and data card resources. Tool schemas are generated from the catalog.
 
+Roles the policy's ``cohorts`` section lists also get ``find_cohort`` (:mod:`mcp_catalog.cohort`):
+the people of the research audience who meet criteria across views, as a suppressed count or,
+for roles allowed them, the members' pseudonyms. A cohort can be saved as a named, versioned
+resource (``cohort://{name}/{version}``, :mod:`mcp_catalog.cohorts_store`) that the query and
+aggregate tools of person-level views accept as a ``cohort`` filter, and it can run in the
+background (the SDK serves no ``tasks/*`` methods): the call returns a job whose status and
+result are the resource ``cohort-job://{id}``, readable only by the principal who started it.
+Each criterion read reports progress to clients that ask for it.
+
 Every call goes through the same gate, whatever the transport:
 
 1. who is calling comes from the verified token (HTTP) or the configuration (stdio);
@@ -27,6 +36,7 @@ exception text.
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -44,25 +54,51 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import anyio.to_thread
 import polars as pl
 from deltalake import DeltaTable
 from mcp.server import MCPServer
+from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.prompts.base import Prompt
 from mcp.server.mcpserver.resources import TextResource
 from mcp.server.mcpserver.tools.base import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.server.transport_security import TransportSecuritySettings
-from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from mcp.shared.exceptions import MCPError
+from mcp.types import INTERNAL_ERROR, CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, create_model
 
 from mcp_catalog.aggregates import AggregateQuery
 from mcp_catalog.audit import AuditEvent, AuditLog, AuditWriteError, redact_arguments
+from mcp_catalog.cohort import (
+    BLINDED_ARM_MESSAGE,
+    REGISTER,
+    CohortRefusal,
+    CohortSpec,
+    Progress,
+    columns_used,
+    evaluate,
+    views_used,
+)
+from mcp_catalog.cohorts_store import (
+    NAME_PATTERN,
+    CohortIntegrityError,
+    CohortStore,
+    SavedCohort,
+    cohort_uri,
+    parse_reference,
+)
 from mcp_catalog.cursor import CursorCodec, CursorError, query_fingerprint
 from mcp_catalog.disclosure import Measure, QueryLedger, aggregate
 from mcp_catalog.manifest import PERSON_COLUMN, CatalogDataset, Manifest, RegionColumns
-from mcp_catalog.policy import DatasetPolicy, Policy
+from mcp_catalog.policy import Cohorts, DatasetPolicy, Policy
 from mcp_catalog.principal import Principal
+from mcp_catalog.prompts import catalog_prompts, check_prompt_request, prompt_completion
 from mcp_catalog.query import (
     MAX_REGION_SPAN,
     BreakGlassTag,
@@ -85,6 +121,15 @@ CONSENT_TABLE = "_consent"
 """Per audience, ``gold/<audience>/_consent`` holds each person's current consent decisions."""
 PERSON_LEVEL_CLASSES = frozenset({"pseudonym", "direct_identifier"})
 """Column classes that tie a row to a person: a view with one of them is person-level."""
+FIND_COHORT = "find_cohort"
+"""The name of the cohort tool."""
+COHORT_TEMPLATE = "cohort://{name}/{version}"
+LATEST_COHORT_TEMPLATE = "cohort://{name}"
+JOB_TEMPLATE = "cohort-job://{job}"
+_COHORT_URI = re.compile(rf"cohort://({NAME_PATTERN})(?:/([1-9][0-9]{{0,8}}))?")
+_JOB_URI = re.compile(r"cohort-job://([0-9a-f]{32})")
+_COHORT_SCHEMES = ("cohort://", "cohort-job://")
+_FRESHNESS_ORDER = ("fresh", "unknown", "warn", "stale")
 
 INTERNAL_ERROR_MESSAGE = (
     "the request could not be completed because of an internal error; correlation id "
@@ -229,6 +274,7 @@ class ConsentIndex:
         self._log = None if "://" in uri else Path(uri) / "_delta_log"
         self._lock = threading.Lock()
         self._by_scope: dict[str, pl.Series] = {}
+        self._withdrawn = pl.Series("withdrawn", [], pl.String)
         self._version = -1
 
     def _latest(self) -> int:
@@ -251,18 +297,42 @@ class ConsentIndex:
         self._table.update_incremental()
         return self._table.version()
 
+    def _refresh(self) -> int:
+        current = self._latest()
+        if current != self._version:
+            frame = pl.from_arrow(self._table.to_pyarrow_table())
+            self._by_scope = {
+                str(key[0]): group.get_column(PERSON_COLUMN).unique().sort()
+                for key, group in frame.filter(pl.col("permitted")).group_by("scope")
+            }
+            if STUDY_COLUMN in frame.columns:
+                refused = frame.filter(pl.col(STUDY_COLUMN).is_not_null(), ~pl.col("permitted"))
+                self._withdrawn = refused.select(_study_pair_key()).to_series().unique().sort()
+            self._version = current
+        return current
+
     def permitted(self, scope: str) -> tuple[int, pl.Series]:
         """The consent table's version and the pseudonyms permitted for ``scope``."""
         with self._lock:
-            current = self._latest()
-            if current != self._version:
-                frame = pl.from_arrow(self._table.to_pyarrow_table())
-                self._by_scope = {
-                    str(key[0]): group.get_column(PERSON_COLUMN).unique().sort()
-                    for key, group in frame.filter(pl.col("permitted")).group_by("scope")
-                }
-                self._version = current
+            current = self._refresh()
             return current, self._by_scope.get(scope, pl.Series(PERSON_COLUMN, [], pl.String))
+
+    def study_filter(self) -> pl.Expr:
+        """Keeps the rows of a view with a ``study_id`` column whose person has not withdrawn
+        consent from that study (the ``trial:<STUDYID>`` rows of the table), as of now."""
+        with self._lock:
+            self._refresh()
+            withdrawn = self._withdrawn
+        return ~_study_pair_key().is_in(withdrawn.implode())
+
+
+STUDY_COLUMN = "study_id"
+"""The column naming a trial's study in the trial views and the consent table."""
+
+
+def _study_pair_key() -> pl.Expr:
+    """One string per person and study (a study withdrawal is per pair)."""
+    return pl.concat_str([pl.col(PERSON_COLUMN), pl.col(STUDY_COLUMN)], separator="/")
 
 
 def current_freshness(dataset: CatalogDataset, *, now: datetime | None = None) -> str:
@@ -382,6 +452,13 @@ class _Call:
     break_glass: dict[str, Any] | None = None
     cached: bool = False
     delta_version: int | None = None
+    reason: str = "ok"
+    """The reason code of the record of an allowed call (``job_started`` for a background
+    cohort)."""
+    after_audit: Callable[[bool], None] | None = None
+    """Run once the call's outcome is settled: with True after its allow record was written,
+    with False when that record could not be written (a background cohort starts only after
+    the record of the call that started it)."""
     correlation_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: float = field(default_factory=time.perf_counter)
 
@@ -398,10 +475,22 @@ def _fingerprint_and_size(payload: Any) -> tuple[str, int]:
 class _CatalogServer(MCPServer):
     """An ``MCPServer`` whose resource reads and unknown tool calls are audited too."""
 
-    def __init__(self, *args: Any, service: "CatalogService", role: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        service: "CatalogService",
+        role: str,
+        prompts: list[Prompt] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._service = service
         self._role = role
+        self._catalog_prompts = list(prompts or [])
+        for prompt in self._catalog_prompts:
+            self.add_prompt(prompt)
+        if self._catalog_prompts:
+            self.completion()(prompt_completion(self._catalog_prompts))
 
     @property
     def service(self) -> "CatalogService":
@@ -423,9 +512,37 @@ class _CatalogServer(MCPServer):
                 ) from None
         return await super().call_tool(name, arguments, context)
 
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Any = None
+    ) -> Any:
+        call = self._service.new_call(context, "prompts/get")
+        check = check_prompt_request(self._catalog_prompts, name, arguments)
+        call.arguments, call.dataset = check.arguments, check.dataset
+        try:
+            self._service.audit(call, check.decision, check.reason, detail=check.detail)
+        except AuditWriteError:
+            raise MCPError(
+                INTERNAL_ERROR, AUDIT_UNAVAILABLE_MESSAGE.format(correlation_id=call.correlation_id)
+            ) from None
+        if check.error is not None:
+            raise MCPError(
+                check.error.code,
+                f"{check.error.message} (correlation id {call.correlation_id})",
+            ) from None
+        return await super().get_prompt(name, arguments, context)
+
     async def read_resource(self, uri: Any, context: Any = None) -> Any:
+        text = str(uri)
+        if text not in self._service.resource_uris(self._role) and self._service.is_cohort_uri(
+            self._role, text
+        ):
+            # Saved cohorts and cohort jobs: the service audits each read itself.
+            content = await anyio.to_thread.run_sync(
+                self._service.read_cohort_resource, self._role, text, context
+            )
+            return [ReadResourceContents(content=content, mime_type=_JSON)]
         call = self._service.new_call(context, "resources/read")
-        known = str(uri) in self._service.resource_uris(self._role)
+        known = text in self._service.resource_uris(self._role)
         try:
             self._service.audit(
                 call, "allow" if known else "deny", "ok" if known else "unknown_resource"
@@ -526,6 +643,9 @@ class CatalogService:
         self._apps: dict[str, Any] = {}
         self._scopes: dict[str, dict[str, str]] = {}
         self._resources: dict[str, frozenset[str]] = {}
+        self._cohort_specs: dict[str, CohortSpec | None] = {}
+        self._cohort_store = CohortStore.for_lake(lake)
+        self._jobs = _Jobs()
 
     # -- build ------------------------------------------------------------------------------
 
@@ -664,17 +784,28 @@ class CatalogService:
         visible: list[GovernedDataset] = []
         for governed in self.datasets.values():
             access = governed.policy.access.get(role)
-            if access is None or not (access.rows or access.aggregate):
-                continue
-            visible.append(governed)
+            if access is not None and (access.rows or access.aggregate):
+                visible.append(governed)
+        spec = self._cohort_spec(role, visible)
+        for governed in visible:
+            access = governed.policy.access[role]
+            # Saved cohorts filter the tools of the cohort audience's person-level views:
+            # aggregates for every cohort role, rows only where members may be listed.
+            cohort_view = spec is not None and self._in_cohort_audience(governed)
             if access.rows:
-                tool = self._query_tool(governed, role)
+                tool = self._query_tool(
+                    governed, role, cohort=cohort_view and self._lists_members(role)
+                )
                 tools.append(tool)
                 scopes[tool.name] = governed.policy.read_scope
             if access.aggregate and governed.policy.aggregation is not None:
-                tool = self._aggregate_tool(governed, role)
+                tool = self._aggregate_tool(governed, role, cohort=cohort_view)
                 tools.append(tool)
                 scopes[tool.name] = governed.policy.aggregate_scope or governed.policy.read_scope
+        if spec is not None:
+            assert self.policy.cohorts is not None
+            tools.append(self._cohort_tool(spec, role))
+            scopes[FIND_COHORT] = self.policy.cohorts.scope
         names = [t.name for t in tools]
         if len(set(names)) != len(names):
             raise CatalogBuildError(
@@ -690,7 +821,7 @@ class CatalogService:
         resources = self._resources_for(role, visible)
         self._scopes[role] = scopes
         self._resources[role] = frozenset(str(r.uri) for r in resources)
-        return _CatalogServer(
+        server = _CatalogServer(
             SERVER_NAME,
             service=self,
             role=role,
@@ -703,8 +834,12 @@ class CatalogService:
             version=_server_version(),
             tools=tools,
             resources=resources,
+            prompts=catalog_prompts(visible, role, cohort_tool=spec is not None),
             log_level="WARNING",
         )
+        if spec is not None:
+            self._add_cohort_templates(server, role)
+        return server
 
     def _resources_for(self, role: str, visible: list[GovernedDataset]) -> list[TextResource]:
         resources = [
@@ -864,15 +999,19 @@ class CatalogService:
                 INTERNAL_ERROR_MESSAGE.format(correlation_id=call.correlation_id)
             ) from None
         try:
-            self.audit(call, "allow", "ok")
+            self.audit(call, "allow", call.reason)
             if call.break_glass is not None:
                 # After the release record, so a review never exists for data not released.
                 self._review(call)
         except AuditWriteError:
             logger.error("audit write failed; correlation id %s", call.correlation_id)
+            if call.after_audit is not None:
+                call.after_audit(False)
             raise ToolError(
                 AUDIT_UNAVAILABLE_MESSAGE.format(correlation_id=call.correlation_id)
             ) from None
+        if call.after_audit is not None:
+            call.after_audit(True)
         return _tool_result(result)
 
     def _read_lineage(self, job: str, uri: str, version: int) -> None:
@@ -1024,12 +1163,21 @@ class CatalogService:
             return -1, None
         return governed.consent.permitted(scope)
 
+    @staticmethod
+    def _study_consent(governed: GovernedDataset) -> list[pl.Expr]:
+        """The filter of a trial view (a person-level view with a ``study_id`` column) that
+        drops the rows of people who withdrew consent from their study, as the consent
+        table says now: a withdrawal counts from the next call, not the next run."""
+        if governed.consent is None or governed.dataset.column(STUDY_COLUMN) is None:
+            return []
+        return [governed.consent.study_filter()]
+
     # -- query tools ------------------------------------------------------------------------
 
-    def _query_tool(self, governed: GovernedDataset, role: str) -> Tool:
+    def _query_tool(self, governed: GovernedDataset, role: str, *, cohort: bool = False) -> Tool:
         view = governed.role_view(role)
         try:
-            query = DatasetQuery.for_dataset(view)
+            query = DatasetQuery.for_dataset(view, cohort=cohort)
         except ValueError as exc:
             raise CatalogBuildError(f"{exc}; rebuild the catalog (`make demo`).") from exc
         masked = governed.masked(role)
@@ -1066,10 +1214,19 @@ class CatalogService:
                     break_glass=grant is not None,
                 ),
             )
-            # Cursors are bound to the caller as well as to the query.
+            saved = self._cohort_filter(call, role, getattr(parsed, "cohort", None), rows=True)
+            cohort_version = saved.uri if saved is not None else ""
+            # Cursors are bound to the caller as well as to the query (and to the version of
+            # a saved cohort named by its latest version).
             query_hash = query_fingerprint(
                 "\x00".join(
-                    (query.canonical(parsed), principal.key, principal.role, principal.purpose)
+                    (
+                        query.canonical(parsed),
+                        principal.key,
+                        principal.role,
+                        principal.purpose,
+                        cohort_version,
+                    )
                 )
             )
             offset = 0
@@ -1093,6 +1250,7 @@ class CatalogService:
                         view.delta_version,
                         consent_version,
                         query.canonical(parsed),
+                        cohort_version,
                         offset,
                         principal.role,
                         principal.purpose,
@@ -1116,7 +1274,12 @@ class CatalogService:
             if suppression:
                 frame = frame.filter(*suppression)
             if consented is not None:
-                frame = frame.filter(pl.col(PERSON_COLUMN).is_in(consented.implode()))
+                frame = frame.filter(
+                    pl.col(PERSON_COLUMN).is_in(consented.implode()),
+                    *self._study_consent(governed),
+                )
+            if saved is not None:
+                frame = frame.filter(pl.col(PERSON_COLUMN).is_in(saved.members))
             if grant is not None:
                 frame = frame.filter(pl.col(rules.subject_column) == grant.patient)
             # The people behind the rows are recorded for the accounting of disclosures,
@@ -1252,11 +1415,13 @@ class CatalogService:
 
     # -- aggregate tools --------------------------------------------------------------------
 
-    def _aggregate_tool(self, governed: GovernedDataset, role: str) -> Tool:
+    def _aggregate_tool(
+        self, governed: GovernedDataset, role: str, *, cohort: bool = False
+    ) -> Tool:
         rules = governed.policy
         assert rules.aggregation is not None
         try:
-            spec = AggregateQuery.for_dataset(governed.dataset, rules.aggregation)
+            spec = AggregateQuery.for_dataset(governed.dataset, rules.aggregation, cohort=cohort)
         except ValueError as exc:
             raise CatalogBuildError(f"{exc}; correct the policy's aggregation.") from exc
         dataset = governed.dataset
@@ -1274,12 +1439,18 @@ class CatalogService:
             group_by: list[str] = list(parsed.group_by)  # type: ignore[attr-defined]
             measures = [Measure(m.column, m.stat) for m in getattr(parsed, "measures", None) or ()]
             self._check_risk(call, RiskFeatures())
+            saved = self._cohort_filter(call, role, getattr(parsed, "cohort", None), rows=False)
             _, consented = self._consented(governed, principal)
             frame, schema = governed.table.scan()
             if suppression:
                 frame = frame.filter(*suppression)
             if consented is not None:
-                frame = frame.filter(pl.col(PERSON_COLUMN).is_in(consented.implode()))
+                frame = frame.filter(
+                    pl.col(PERSON_COLUMN).is_in(consented.implode()),
+                    *self._study_consent(governed),
+                )
+            if saved is not None:
+                frame = frame.filter(pl.col(PERSON_COLUMN).is_in(saved.members))
             conditions = spec.conditions(parsed, schema)
             if conditions:
                 frame = frame.filter(*conditions)
@@ -1366,6 +1537,590 @@ class CatalogService:
             output_schema=spec.output_schema(),
         )
 
+    # -- cohorts ------------------------------------------------------------------------------
+
+    def _in_cohort_audience(self, governed: GovernedDataset) -> bool:
+        cohorts = self.policy.cohorts
+        return (
+            cohorts is not None
+            and governed.dataset.audience == cohorts.audience
+            and governed.person_level
+        )
+
+    def _lists_members(self, role: str) -> bool:
+        """Whether the policy lets ``role`` receive cohort members' pseudonyms at all."""
+        cohorts = self.policy.cohorts
+        grant = cohorts.roles.get(role) if cohorts is not None else None
+        return grant is not None and grant.pseudonyms
+
+    def _cohort_spec(self, role: str, visible: list[GovernedDataset]) -> CohortSpec | None:
+        """The cohort tool of ``role``, or None when the policy or the catalog offers none."""
+        if role in self._cohort_specs:
+            return self._cohort_specs[role]
+        cohorts = self.policy.cohorts
+        spec = None
+        if cohorts is not None and role in cohorts.roles:
+            views = {g.dataset.name: g.dataset for g in visible if self._in_cohort_audience(g)}
+            try:
+                spec = CohortSpec.for_views(
+                    views, audience=cohorts.audience, max_criteria=cohorts.max_criteria
+                )
+            except ValueError as exc:
+                raise CatalogBuildError(f"{exc}; rebuild the catalog (`make demo`).") from exc
+        self._cohort_specs[role] = spec
+        return spec
+
+    def is_cohort_uri(self, role: str, uri: str) -> bool:
+        """Whether ``uri`` is in the cohort schemes and ``role`` has the cohort tool (its reads
+        are then answered and audited by :meth:`read_cohort_resource`)."""
+        self.server_for(role)
+        return self._cohort_specs.get(role) is not None and uri.startswith(_COHORT_SCHEMES)
+
+    def _cohort_governed(self, view: str) -> GovernedDataset | None:
+        cohorts = self.policy.cohorts
+        return None if cohorts is None else self.datasets.get(f"{cohorts.audience}/{view}")
+
+    def _listing_problem(
+        self, principal: Principal, role: str, columns: dict[str, list[str]]
+    ) -> str | None:
+        """Why members of a cohort read from ``columns`` may not be listed to the caller
+        (a fixed sentence), or None when they may."""
+        if not self._lists_members(role):
+            return "this role receives cohort counts only, never members' pseudonyms"
+        for view, names in columns.items():
+            governed = self._cohort_governed(view)
+            access = governed.policy.access.get(role) if governed is not None else None
+            if governed is None or access is None or not access.rows:
+                return (
+                    f"members cannot be listed for a cohort defined on {view}, whose rows this "
+                    "role may only count"
+                )
+            if not set(names) <= set(governed.policy.visible_columns(role)):
+                return (
+                    f"members cannot be listed for a cohort defined on columns of {view} "
+                    "withheld from this role"
+                )
+            if governed.policy.read_scope not in principal.scopes:
+                return f"listing members requires the scope {governed.policy.read_scope}"
+        return None
+
+    def _load_cohort(self, reference: str) -> SavedCohort:
+        """A saved cohort by ``name`` or ``name@version`` (raises :class:`Denied`)."""
+        unknown = Denied(
+            "unknown_cohort",
+            "no saved cohort has that name (and version); cohort takes a saved cohort's name "
+            "or name@version",
+        )
+        try:
+            name, version = parse_reference(reference)
+        except ValueError:
+            raise unknown from None
+        if self._cohort_store is None:
+            raise unknown
+        try:
+            saved = self._cohort_store.load(name, version)
+        except CohortIntegrityError:
+            logger.error("saved cohort %s failed its integrity check", name)
+            raise Denied(
+                "cohort_integrity",
+                "the saved cohort failed its integrity check and was not used; report it to "
+                "the data stewards",
+            ) from None
+        cohorts = self.policy.cohorts
+        if saved is None or cohorts is None or saved.audience != cohorts.audience:
+            raise unknown
+        return saved
+
+    def _cohort_filter(
+        self, call: _Call, role: str, reference: str | None, *, rows: bool
+    ) -> SavedCohort | None:
+        """The saved cohort a query or aggregate names, checked for this caller."""
+        if reference is None:
+            return None
+        principal = call.principal
+        assert principal is not None
+        saved = self._load_cohort(reference)
+        self._check_cohort_purpose(principal, saved.datasets)
+        if rows:
+            problem = self._listing_problem(principal, role, saved.columns)
+            if problem is not None:
+                raise Denied(
+                    "cohort_not_disclosable",
+                    f"this cohort cannot select rows for this caller: {problem}",
+                )
+        return saved
+
+    def _check_cohort_purpose(self, principal: Principal, views: list[str]) -> None:
+        for view in views:
+            governed = self._cohort_governed(view)
+            if governed is None:
+                raise Denied(
+                    "unknown_cohort",
+                    "the saved cohort was defined on a view this catalog no longer serves",
+                )
+            if principal.purpose not in governed.policy.purposes:
+                raise Denied(
+                    "purpose_not_allowed",
+                    f"the purpose of use {principal.purpose} is not allowed for {view}; "
+                    f"allowed purposes: {', '.join(governed.policy.purposes)}",
+                )
+
+    def _cohort_tool(self, spec: CohortSpec, role: str) -> Tool:
+        cohorts = self.policy.cohorts
+        assert cohorts is not None
+        grant = cohorts.roles[role]
+        governed = {name: self._cohort_governed(name) for name in spec.views}
+        min_cell = max(g.policy.min_cell_size for g in governed.values() if g is not None)
+
+        def body(call: _Call, arguments: dict[str, Any], progress: Progress | None) -> BaseModel:
+            principal = call.principal
+            assert principal is not None
+            try:
+                parsed = spec.parse(arguments)
+            except QueryError as exc:
+                raise Denied("validation_error", str(exc)) from None
+            count = spec.criteria_count(parsed)
+            if count > cohorts.max_criteria:
+                raise Denied(
+                    "too_many_criteria",
+                    f"a cohort may have at most {cohorts.max_criteria} criteria (each list entry, "
+                    f"age and sex count one); this one has {count}",
+                )
+            steps = spec.steps(parsed)
+            views = views_used(steps)
+            columns = columns_used(steps)
+            call.columns = [f"{view}.{name}" for view, names in columns.items() for name in names]
+            self._check_cohort_purpose(principal, views)
+            unblinded = self.policy.unblinded_studies()
+            if any(study not in unblinded for study in spec.arms_asked(parsed)):
+                raise Denied("blinded_arm", BLINDED_ARM_MESSAGE)
+            pseudonyms = parsed.output == "pseudonyms"  # type: ignore[attr-defined]
+            if pseudonyms:
+                problem = self._listing_problem(principal, role, columns)
+                if problem is not None:
+                    raise Denied("pseudonyms_not_allowed", f"{problem}; ask for a count")
+            if parsed.save_as is not None:  # type: ignore[attr-defined]
+                if not grant.save:
+                    raise Denied("save_not_allowed", "this role may not save cohorts")
+                if self._cohort_store is None:
+                    raise Denied(
+                        "save_unavailable", "cohorts can be saved only in a lake on local disk"
+                    )
+            self._check_risk(call, RiskFeatures())
+
+            def answer(job_call: _Call, report: Progress | None) -> BaseModel:
+                return self._cohort_answer(
+                    job_call, spec, parsed, steps, principal, role, min_cell, report
+                )
+
+            if parsed.background:  # type: ignore[attr-defined]
+                return self._start_cohort_job(call, spec, principal, answer)
+            return answer(call, progress)
+
+        async def run_find_cohort(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
+            call = self.new_call(
+                ctx,
+                FIND_COHORT,
+                dataset=f"{cohorts.audience}/{FIND_COHORT}",
+                arguments=redact_arguments(arguments),
+            )
+            token = anyio.lowlevel.current_token()
+
+            def progress(done: int, total: int, message: str) -> None:
+                # Sent only when the client asked for progress; a client that has gone away
+                # does not stop the count.
+                try:
+                    anyio.from_thread.run(ctx.report_progress, done, total, message, token=token)
+                except Exception:
+                    logger.debug("progress of %s not delivered", call.correlation_id)
+
+            return await anyio.to_thread.run_sync(
+                self._run, call, None, cohorts.scope, lambda c: body(c, arguments, progress)
+            )
+
+        return _tool(
+            run_find_cohort,
+            FIND_COHORT,
+            title="Cohort across research views",
+            description=_cohort_description(spec, grant, cohorts, min_cell),
+            parameters=spec.input_schema(),
+            arg_model=spec.arguments_model,
+            result_model=spec.output_model(),
+            output_schema=spec.output_schema(),
+            is_async=True,
+            read_only=not grant.save,
+            idempotent=not grant.save,
+        )
+
+    def _cohort_answer(
+        self,
+        call: _Call,
+        spec: CohortSpec,
+        parsed: BaseModel,
+        steps: list[Any],
+        principal: Principal,
+        role: str,
+        min_cell: int,
+        progress: Progress | None,
+    ) -> BaseModel:
+        """Read every view the criteria need (thresholds, consent at its latest version),
+        evaluate the cohort and shape the answer; saves the cohort when asked."""
+        cohorts = self.policy.cohorts
+        assert cohorts is not None
+        views = views_used(steps)
+        governed = {view: self._cohort_governed(view) for view in views}
+        consent: dict[str, pl.Series | None] = {}
+        consent_version = -1
+        for view, dataset in governed.items():
+            assert dataset is not None
+            version, consent[view] = self._consented(dataset, principal)
+            consent_version = max(consent_version, version)
+
+        def scan(view: str) -> pl.LazyFrame:
+            dataset = governed[view]
+            assert dataset is not None
+            frame, _ = dataset.table.scan()
+            suppression = dataset.suppression()
+            if suppression:
+                frame = frame.filter(*suppression)
+            permitted = consent[view]
+            if permitted is not None:
+                frame = frame.filter(
+                    pl.col(PERSON_COLUMN).is_in(permitted.implode()),
+                    *self._study_consent(dataset),
+                )
+            return frame
+
+        try:
+            members = evaluate(steps, scan, progress=progress)
+        except CohortRefusal as refusal:
+            raise Denied(refusal.reason, refusal.message) from None
+        pseudonyms = parsed.output == "pseudonyms"  # type: ignore[attr-defined]
+        name: str | None = parsed.save_as  # type: ignore[attr-defined]
+        if (pseudonyms or name is not None) and len(members) > cohorts.max_members:
+            raise Denied(
+                "too_many_members",
+                f"the cohort has more than {cohorts.max_members} members, the most that may be "
+                "listed or saved; narrow the criteria, or ask for a count without saving",
+            )
+        if not pseudonyms:
+            decision = self._ledger.check_and_record(
+                principal.key, f"{cohorts.audience}/{FIND_COHORT}", members, min_difference=min_cell
+            )
+            if not decision.allowed:
+                self._score(call, RiskFeatures(near_duplicate_population=True))
+                raise Denied(
+                    "differencing_suspected",
+                    f"this cohort differs from an earlier one of yours by fewer than {min_cell} "
+                    "people, which could single someone out; it was refused and reported",
+                )
+        released = pseudonyms or len(members) >= min_cell
+        versions = {view: g.dataset.delta_version for view, g in governed.items() if g}
+        datasets = [g.dataset for g in governed.values() if g is not None]
+        answer: dict[str, Any] = {
+            "count": len(members) if released else None,
+            "suppressed": not released,
+            "min_cell_size": min_cell,
+            "datasets": views,
+            "delta_versions": versions,
+            "as_of": min(d.last_materialized for d in datasets).isoformat(),
+            "freshness": max(
+                (current_freshness(d, now=self._now()) for d in datasets),
+                key=_FRESHNESS_ORDER.index,
+            ),
+            "correlation_id": call.correlation_id,
+        }
+        if pseudonyms:
+            answer["people"] = members
+        if name is not None:
+            assert self._cohort_store is not None
+            try:
+                saved = self._cohort_store.save(
+                    name,
+                    created_at=self._now(),
+                    audience=cohorts.audience,
+                    created_by_role=role,
+                    purpose=principal.purpose,
+                    definition=spec.definition(parsed),
+                    datasets=views,
+                    columns=columns_used(steps),
+                    delta_versions=versions,
+                    consent_version=consent_version,
+                    min_cell_size=min_cell,
+                    members=members,
+                )
+            except CohortIntegrityError:
+                logger.error("saved cohort %s failed its integrity check", name)
+                raise Denied(
+                    "cohort_integrity",
+                    "the latest version of that saved cohort failed its integrity check, so "
+                    "no new version was saved; report it to the data stewards",
+                ) from None
+            answer["cohort"] = {"name": saved.name, "version": saved.version, "uri": saved.uri}
+        for dataset in governed.values():
+            assert dataset is not None
+            self._read_lineage(
+                f"mcp.{FIND_COHORT}", dataset.table_uri, dataset.dataset.delta_version
+            )
+        result = spec.result_model.model_validate(answer)
+        call.rows = len(members) if pseudonyms else 0
+        call.subjects = members[: self.policy.limits.audit_subjects_cap] if pseudonyms else []
+        call.result_sha256 = _fingerprint(result.model_dump(mode="json"))
+        return result
+
+    # -- background cohorts --------------------------------------------------------------------
+
+    def _start_cohort_job(
+        self,
+        call: _Call,
+        spec: CohortSpec,
+        principal: Principal,
+        answer: Callable[[_Call, Progress | None], BaseModel],
+    ) -> BaseModel:
+        cohorts = self.policy.cohorts
+        assert cohorts is not None
+        owner = _job_owner(principal)
+        job = _Job(secrets.token_hex(16), owner, call.correlation_id, time.monotonic())
+        if not self._jobs.add(
+            job, limit=cohorts.max_running_jobs, timeout=cohorts.job_timeout_seconds
+        ):
+            raise Denied(
+                "too_many_jobs",
+                f"at most {cohorts.max_running_jobs} background cohorts may run at once per "
+                "caller; wait for one to finish",
+            )
+        # The job's own record (its outcome) shares the call's correlation id.
+        job_call = dataclasses.replace(call, started=time.perf_counter())
+        call.reason = "job_started"
+
+        def start(recorded: bool) -> None:
+            if not recorded:
+                self._jobs.finish(job.id, "failed")
+                return
+            try:
+                self._workers.submit(self._run_cohort_job, job, job_call, answer)
+            except RuntimeError:  # the service is shutting down
+                self._jobs.finish(job.id, "failed")
+
+        call.after_audit = start
+        return spec.job_model(job=job.id, status="running", result_uri=_job_uri(job.id))
+
+    def _run_cohort_job(
+        self,
+        job: "_Job",
+        call: _Call,
+        answer: Callable[[_Call, Progress | None], BaseModel],
+    ) -> None:
+        """Run a background cohort and record its outcome before anyone can read it."""
+        cohorts = self.policy.cohorts
+        assert cohorts is not None
+        try:
+            result = answer(call, None)
+            if time.monotonic() - job.started > cohorts.job_timeout_seconds:
+                raise Denied("timeout", "the background cohort did not finish in time")
+        except Denied as denied:
+            self._risk.denied(call.principal.key if call.principal else "anonymous")
+            with contextlib.suppress(AuditWriteError):
+                self.audit(call, "deny", denied.reason)
+            self._jobs.finish(job.id, "failed")
+            return
+        except Exception:
+            logger.exception("background cohort failed; correlation id %s", call.correlation_id)
+            with contextlib.suppress(AuditWriteError):
+                self.audit(call, "error", "internal_error")
+            self._jobs.finish(job.id, "failed")
+            return
+        try:
+            self.audit(call, "allow", "ok")
+        except AuditWriteError:
+            logger.error("audit write failed; correlation id %s", call.correlation_id)
+            self._jobs.finish(job.id, "failed")
+            return
+        self._jobs.finish(
+            job.id,
+            "done",
+            result.model_dump(mode="json", by_alias=True, exclude_unset=True),
+            call.subjects,
+        )
+
+    # -- cohort resources ------------------------------------------------------------------------
+
+    def read_cohort_resource(self, role: str, uri: str, context: Any) -> str:
+        """The JSON text of a saved cohort or a cohort job; every read is audited.
+
+        Raises:
+            ResourceNotFoundError: for an unknown cohort, version or job, or a job of another
+                caller (the same answer, so a job's existence is not revealed).
+            ResourceError: for any other refusal or failure (a fixed sentence and the
+                correlation id).
+        """
+        call = self.new_call(context, "resources/read")
+        try:
+            payload, subjects = self._cohort_resource(call, role, uri)
+            call.subjects = subjects[: self.policy.limits.audit_subjects_cap]
+            call.rows = len(subjects)
+            text = _json(payload)
+        except Denied as denied:
+            self._risk.denied(call.principal.key if call.principal else "anonymous")
+            try:
+                self.audit(call, "deny", denied.reason)
+            except AuditWriteError:
+                raise ResourceError(
+                    AUDIT_UNAVAILABLE_MESSAGE.format(correlation_id=call.correlation_id)
+                ) from None
+            message = f"{denied.message} (correlation id {call.correlation_id})"
+            if denied.reason in ("unknown_resource", "unknown_cohort", "unknown_job"):
+                raise ResourceNotFoundError(message) from None
+            raise ResourceError(message) from None
+        except Exception:
+            logger.exception("cohort resource read failed; correlation id %s", call.correlation_id)
+            with contextlib.suppress(AuditWriteError):
+                self.audit(call, "error", "internal_error")
+            raise ResourceError(
+                INTERNAL_ERROR_MESSAGE.format(correlation_id=call.correlation_id)
+            ) from None
+        call.result_sha256 = _fingerprint(payload)
+        try:
+            self.audit(call, "allow", "ok")
+        except AuditWriteError:
+            raise ResourceError(
+                AUDIT_UNAVAILABLE_MESSAGE.format(correlation_id=call.correlation_id)
+            ) from None
+        return text
+
+    def _cohort_resource(self, call: _Call, role: str, uri: str) -> tuple[Any, list[str]]:
+        principal = call.principal
+        if principal is None:
+            raise Denied("no_principal", "the caller could not be identified")
+        cohorts = self.policy.cohorts
+        if cohorts is None or cohorts.scope not in principal.scopes:
+            raise Denied("insufficient_scope", "reading cohorts requires the cohort tool's scope")
+        call.dataset = f"{cohorts.audience}/{FIND_COHORT}"
+        job = _JOB_URI.fullmatch(uri)
+        if job is not None:
+            return self._job_payload(principal, job.group(1))
+        match = _COHORT_URI.fullmatch(uri)
+        if match is None:
+            raise Denied("unknown_resource", f"Unknown resource; {LISTING_URI} lists the resources")
+        name, version = match.group(1), match.group(2)
+        reference = name if version is None else f"{name}@{version}"
+        return self._saved_payload(call, principal, role, reference)
+
+    def _job_payload(self, principal: Principal, job_id: str) -> tuple[Any, list[str]]:
+        cohorts = self.policy.cohorts
+        assert cohorts is not None
+        job = self._jobs.get(job_id)
+        if job is None or job.owner != _job_owner(principal):
+            raise Denied(
+                "unknown_job" if job is None else "not_job_owner",
+                "no cohort job of this caller has that id",
+            ) from None
+        status = job.status
+        if status == "running" and time.monotonic() - job.started > cohorts.job_timeout_seconds:
+            status = "failed"
+        payload: dict[str, Any] = {"job": job.id, "status": status}
+        if status == "done":
+            payload["result"] = job.result
+            return payload, list(job.subjects)
+        if status == "failed":
+            payload["correlation_id"] = job.correlation_id
+        return payload, []
+
+    def _saved_payload(
+        self, call: _Call, principal: Principal, role: str, reference: str
+    ) -> tuple[Any, list[str]]:
+        cohorts = self.policy.cohorts
+        assert cohorts is not None
+        saved = self._load_cohort(reference)
+        self._check_cohort_purpose(principal, saved.datasets)
+        register = self._cohort_governed(REGISTER)
+        assert register is not None
+        # Consent now, not when the cohort was saved: a withdrawal removes a member at once.
+        consent_version, permitted = self._consented(register, principal)
+        members = saved.members
+        if permitted is not None:
+            current = set(permitted.to_list())
+            members = [member for member in members if member in current]
+        listed = self._listing_problem(principal, role, saved.columns) is None
+        k = saved.min_cell_size
+        if not listed:
+            decision = self._ledger.check_and_record(
+                principal.key, f"{cohorts.audience}/{FIND_COHORT}", members, min_difference=k
+            )
+            if not decision.allowed:
+                self._score(call, RiskFeatures(near_duplicate_population=True))
+                raise Denied(
+                    "differencing_suspected",
+                    f"this cohort differs from an earlier one of yours by fewer than {k} people, "
+                    "which could single someone out; it was refused and reported",
+                )
+        released = listed or len(members) >= k
+        payload: dict[str, Any] = {
+            "name": saved.name,
+            "version": saved.version,
+            "uri": saved.uri,
+            "latest_uri": cohort_uri(saved.name),
+            "created_at": saved.created_at.isoformat(),
+            "created_by_role": saved.created_by_role,
+            "purpose": saved.purpose,
+            "definition": saved.definition,
+            "datasets": saved.datasets,
+            "delta_versions": saved.delta_versions,
+            "consent_version": consent_version,
+            "count": len(members) if released else None,
+            "suppressed": not released,
+            "min_cell_size": k,
+            "sha256": saved.sha256,
+        }
+        if listed:
+            payload["members"] = members
+            return payload, list(members)
+        return payload, []
+
+    def _add_cohort_templates(self, server: MCPServer, role: str) -> None:
+        """List the saved-cohort and cohort-job resource templates of a role's server; reads
+        go through :meth:`read_cohort_resource` (the role server routes them there)."""
+
+        def saved_version(name: str, version: str, ctx: Context) -> str:
+            return self.read_cohort_resource(role, f"cohort://{name}/{version}", ctx)
+
+        def saved_latest(name: str, ctx: Context) -> str:
+            return self.read_cohort_resource(role, f"cohort://{name}", ctx)
+
+        def job_status(job: str, ctx: Context) -> str:
+            return self.read_cohort_resource(role, f"cohort-job://{job}", ctx)
+
+        members = (
+            "members' research pseudonyms when this role may list them"
+            if self._lists_members(role)
+            else "no members (counts only for this role)"
+        )
+        server.resource(
+            COHORT_TEMPLATE,
+            name="saved_cohort",
+            title="Saved cohort",
+            description="One version of a saved cohort: its criteria, views and Delta versions, "
+            "when it was saved, and its count under current consent (suppressed when small); "
+            f"{members}.",
+            mime_type=_JSON,
+        )(saved_version)
+        server.resource(
+            LATEST_COHORT_TEMPLATE,
+            name="saved_cohort_latest",
+            title="Saved cohort (latest version)",
+            description="The latest version of a saved cohort, as the versioned resource.",
+            mime_type=_JSON,
+        )(saved_latest)
+        server.resource(
+            JOB_TEMPLATE,
+            name="cohort_job",
+            title="Background cohort",
+            description="Status of a background cohort (running, done or failed) and, when "
+            "done, its result; readable only by the caller who started it. A failed job "
+            "carries only its correlation id.",
+            mime_type=_JSON,
+        )(job_status)
+
 
 def _tool_result(result: BaseModel) -> CallToolResult:
     """The result as structured content plus the same JSON, compact, as text for clients that
@@ -1398,15 +2153,18 @@ def _patient_reference(patient: str) -> str:
 
 
 def _tool(
-    fn: Callable[..., CallToolResult],
+    fn: Callable[..., Any],
     name: str,
     *,
     title: str,
     description: str,
     parameters: dict[str, Any],
     arg_model: type[BaseModel],
-    result_model: type[BaseModel],
+    result_model: Any,
     output_schema: dict[str, Any],
+    is_async: bool = False,
+    read_only: bool = True,
+    idempotent: bool = True,
 ) -> Tool:
     fn.__name__ = name
     metadata = _RawArguments(
@@ -1423,16 +2181,134 @@ def _tool(
         description=description,
         parameters=parameters,
         fn_metadata=metadata,
-        is_async=False,
+        is_async=is_async,
         context_kwarg="ctx",
         annotations=ToolAnnotations(
             title=title,
-            read_only_hint=True,
+            read_only_hint=read_only,
             destructive_hint=False,
-            idempotent_hint=True,
+            idempotent_hint=idempotent,
             open_world_hint=False,
         ),
     )
+
+
+@dataclass
+class _Job:
+    """A background cohort."""
+
+    id: str
+    owner: str
+    """:func:`_job_owner` of the principal who started it: only they may read it."""
+    correlation_id: str
+    started: float
+    """``time.monotonic()`` when it was started."""
+    status: str = "running"
+    """running, done or failed."""
+    result: dict[str, Any] | None = None
+    subjects: list[str] = field(default_factory=list)
+    """Pseudonyms the result discloses (for the audit record of each read)."""
+
+
+class _Jobs:
+    """The background cohorts of this process (kept in memory: a restart forgets them)."""
+
+    def __init__(self, keep: int = 256) -> None:
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._jobs: OrderedDict[str, _Job] = OrderedDict()
+
+    def add(self, job: _Job, *, limit: int, timeout: float) -> bool:
+        """Register a job unless its owner already runs ``limit`` jobs (False then); a job
+        running for longer than ``timeout`` seconds no longer counts."""
+        with self._lock:
+            running = sum(
+                1
+                for j in self._jobs.values()
+                if j.owner == job.owner
+                and j.status == "running"
+                and job.started - j.started <= timeout
+            )
+            if running >= limit:
+                return False
+            self._jobs[job.id] = job
+            finished = [k for k, j in self._jobs.items() if j.status != "running"]
+            for key in finished[: max(0, len(self._jobs) - self._keep)]:
+                del self._jobs[key]
+            return True
+
+    def get(self, job_id: str) -> _Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def finish(
+        self,
+        job_id: str,
+        status: str,
+        result: dict[str, Any] | None = None,
+        subjects: list[str] | None = None,
+    ) -> None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is not None:
+                job.status, job.result, job.subjects = status, result, list(subjects or [])
+
+
+def _job_owner(principal: Principal) -> str:
+    """Who may read a job: the same caller, role and purpose that started it."""
+    return "\x00".join((principal.key, principal.role, principal.purpose))
+
+
+def _job_uri(job_id: str) -> str:
+    return JOB_TEMPLATE.replace("{job}", job_id)
+
+
+def _cohort_description(spec: CohortSpec, grant: Any, cohorts: Cohorts, min_cell: int) -> str:
+    """The cohort tool's description, generated from the catalog and the policy."""
+    lines = [
+        f"People of the {REGISTER} view ({spec.audience}) who meet every criterion given, "
+        f"joined across views on {PERSON_COLUMN}. Criterion kinds and the view each reads:",
+    ]
+    sentences = {
+        "conditions": "a condition with one of the codes (and the system, when given); "
+        "refuted and entered-in-error records do not count.",
+        "labs": "a result of the LOINC code from min to max (inclusive), in the view's unit.",
+        "imaging": "a study of the primary modality, body part and date window; study dates "
+        "are shifted per person, so a calendar window is approximate.",
+        "variants": "carriers of at least one copy of the alternate allele.",
+        "trials": "subjects of the study; an arm only where the study's arms are unblinded.",
+        "age": "the year of the view's as_of minus the year of birth (one above the age in "
+        "completed years before the birthday); people aged 90 or more have no year of birth "
+        "and count as 90: 90 stands for 90 or older.",
+        "sex": "the gender column.",
+    }
+    for kind in spec.kinds:
+        lines.append(f"- {kind.name} ({kind.view}): {sentences[kind.name]}")
+    lines += [
+        f"At most {cohorts.max_criteria} criteria (each list entry, age and sex count one). "
+        "Views are read at their pinned versions with their row thresholds; only people whose "
+        "consent covers the purpose of use count, as of the call.",
+        f"Counts below {min_cell} are suppressed (null); a count whose people differ from an "
+        f"earlier one of the same caller by fewer than {min_cell} is refused.",
+    ]
+    if grant.pseudonyms:
+        lines.append(
+            "Output for this role: the count, or with output pseudonyms also the members' "
+            f"research pseudonyms (at most {cohorts.max_members}) when this role reads the rows "
+            "of every view used."
+        )
+    else:
+        lines.append("Output for this role: the count only.")
+    if grant.save:
+        lines.append(
+            "save_as keeps the cohort as the next version of a named cohort (at most "
+            f"{cohorts.max_members} members), a saved cohort resource."
+        )
+    lines.append(
+        "background true runs it as a job whose status and result are a job resource, "
+        "readable only by the caller who started it. Progress is reported per criterion."
+    )
+    return "\n".join(lines)
 
 
 def _region_sentence(region: RegionColumns) -> str:
@@ -1548,6 +2424,9 @@ def data_card(governed: GovernedDataset, role: str) -> dict[str, Any]:
         "freshness": _dump(dataset.freshness),
         "quality": _dump(dataset.quality),
     }
+    # Catalogs built before federation was recorded have no block; their cards keep their shape.
+    if dataset.federation is not None:
+        card["federation"] = _dump(dataset.federation)
     # Genomic entries only, so the cards of other views keep their shape.
     if rules.suppress_below:
         card["policy"]["suppress_below"] = dict(rules.suppress_below)

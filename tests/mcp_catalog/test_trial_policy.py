@@ -23,7 +23,7 @@ def _write(tmp_path: Path, document: dict[str, Any]) -> Path:
 
 def test_the_shipped_policy_lists_both_trials_and_unblinds_only_the_published_one():
     policy = load_policy(DEFAULT_POLICY_PATH)
-    assert policy.version == "2026.11.4"
+    assert policy.version == "2026.11.5"
     assert {study: trial.blinded for study, trial in policy.trials.items()} == {
         "BIOFED-01": True,
         "CDISCPILOT01": False,

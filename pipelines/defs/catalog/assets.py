@@ -9,14 +9,23 @@ import polars as pl
 
 from connectors.fhir.schema import table_columns
 from mcp_catalog.catalog import TableState, build_manifest, dataset_entry, source_entry
+from mcp_catalog.federation import (
+    FederationError,
+    LinkCounts,
+    dataset_federation,
+    link_counts,
+    primary_source,
+)
 from mcp_catalog.governance.genomics import GENOMIC_VIEWS
 from mcp_catalog.governance.imaging import IMAGING_VIEWS
 from mcp_catalog.governance.lab import LAB_VIEWS
 from mcp_catalog.governance.trials import TRIAL_VIEWS
 from mcp_catalog.governance.views import IDENTIFIED_VIEWS, RESEARCH_VIEWS, IdentifiedView, ViewSpec
 from mcp_catalog.manifest import (
+    PERSON_COLUMN,
     CatalogColumn,
     CatalogDataset,
+    DatasetFederation,
     DatasetFreshness,
     DatasetQuality,
     RegionColumns,
@@ -170,36 +179,90 @@ def _state(lake: Lake, path: str, freshness, results, now: datetime) -> TableSta
     )
 
 
+class _LinkCounter:
+    """Linked and total rows of silver tables, each table read once per catalog build."""
+
+    def __init__(self, lake: Lake) -> None:
+        self._lake = lake
+        self._counts: dict[str, LinkCounts] = {}
+
+    def __call__(self, path: str) -> LinkCounts:
+        if path not in self._counts:
+            table = self._lake.table(path)
+            # A silo without a feed yet has empty views and no silver table: nothing linked.
+            self._counts[path] = (
+                LinkCounts(0, 0) if table is None else link_counts(pl.scan_delta(table))
+            )
+        return self._counts[path]
+
+
+def _federation(
+    audience: str,
+    name: str,
+    sources: tuple[str, ...],
+    primary: str | None,
+    policy: Policy,
+    count: _LinkCounter,
+) -> DatasetFederation:
+    """The federation block of one dataset; ``primary`` None for an aggregate."""
+    rules = policy.dataset(audience, name)
+    if rules is None:
+        raise dg.Failure(f"{audience}/{name} is not in the policy")
+    try:
+        return dataset_federation(
+            sources,
+            rules,
+            counts=None if primary is None else count(primary),
+            unblinded_studies=policy.unblinded_studies(),
+        )
+    except FederationError as exc:
+        raise dg.Failure(f"{audience}/{name}: {exc}") from exc
+
+
+def _counted_source(spec: ViewSpec) -> str | None:
+    """The silver table whose linked rows a view's card counts: its primary source for a
+    person-level view, None for a view without a person column (an aggregate)."""
+    person_level = any(c.name == PERSON_COLUMN for c in spec.columns)
+    return primary_source(spec) if person_level else None
+
+
+def _view_federation(spec: ViewSpec, policy: Policy, count: _LinkCounter) -> DatasetFederation:
+    """A gold view's federation block."""
+    return _federation(spec.audience, spec.name, spec.sources, _counted_source(spec), policy, count)
+
+
 def _datasets(lake: Lake, policy: Policy, now: datetime) -> list[CatalogDataset]:
-    """Every served dataset with its size, version, freshness and quality (each input read
-    once)."""
+    """Every served dataset with its size, version, freshness, quality and federation (each
+    input read once)."""
     silos = {_silo(s) for spec in SERVED_VIEWS for s in spec.sources}
     silos |= {_silo(view.table) for view in IDENTIFIED_VIEWS}
     newest = _newest_sources(lake, silos)
     results = lake.read(QUALITY_RESULTS_PATH) if lake.table(QUALITY_RESULTS_PATH) else None
+    count = _LinkCounter(lake)
     datasets = [
         dataset_entry(
             spec,
             _state(lake, spec.path, _freshness(spec, newest, now), results, now),
             region=_region(spec),
-        )
+        ).model_copy(update={"federation": _view_federation(spec, policy, count)})
         for spec in SERVED_VIEWS
     ]
     for view in IDENTIFIED_VIEWS:
-        datasets.append(
-            source_entry(
-                name=view.name,
-                audience=view.audience,
-                path=view.table,
-                title=view.title,
-                description=view.description,
-                owner=view.owner,
-                key=list(view.key),
-                columns=_identified_columns(view, policy),
-                state=_state(lake, view.table, _freshness(view, newest, now), results, now),
-                max_limit=policy.datasets[f"{view.audience}/{view.name}"].row_cap,
-            )
+        entry = source_entry(
+            name=view.name,
+            audience=view.audience,
+            path=view.table,
+            title=view.title,
+            description=view.description,
+            owner=view.owner,
+            key=list(view.key),
+            columns=_identified_columns(view, policy),
+            state=_state(lake, view.table, _freshness(view, newest, now), results, now),
+            max_limit=policy.datasets[f"{view.audience}/{view.name}"].row_cap,
         )
+        # Identified records are one patient's rows each, linked like the silo's other rows.
+        federation = _federation(view.audience, view.name, (view.table,), view.table, policy, count)
+        datasets.append(entry.model_copy(update={"federation": federation}))
     return datasets
 
 
@@ -217,6 +280,12 @@ def catalog(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.Materia
     store = lake.lake()
     inputs = [table_input(store, spec.path) for spec in SERVED_VIEWS]
     inputs += [table_input(store, view.table) for view in IDENTIFIED_VIEWS]
+    # The silver tables whose linked rows the data cards count are read too.
+    counted = {_counted_source(spec) for spec in SERVED_VIEWS} - {None}
+    counted -= {view.table for view in IDENTIFIED_VIEWS}
+    inputs += [
+        table_input(store, path) for path in sorted(counted) if store.table(path) is not None
+    ]
     with asset_lineage(context, store, job="catalog", inputs=inputs, outputs=[MANIFEST_PATH]):
         now = datetime.now(UTC)
         policy = load_policy()
