@@ -232,6 +232,14 @@ def _demo(args: argparse.Namespace) -> int:
     index = write_report(args.lake, args.report)
     print(f"\nCompliance report (lineage, quality, freshness, access): {Path(index).resolve()}")
     print(_connect_text(args.lake))
+    from mcp_catalog.serve import ServeError
+    from pipelines.cohort_examples import example_calls_text
+
+    try:
+        print(example_calls_text(args.lake))
+    except ServeError as exc:
+        print(f"The example cohort questions could not be asked: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -5,13 +5,15 @@
 as DICOM studies in two batches with the RIS orders that link them to EHR encounters; lab
 results as two sites' LIS CSV exports and three sites' HL7 v2 ORU feeds with each lab's
 patient index; one clinical trial as SDTM XPORT datasets with its enrolment map).
-``write_benchmark_vcf`` writes a large VCF for the ingest benchmark. No real patient data is
-used anywhere: names, places and values come from small built-in lists and seeded random
-draws.
+``cohort_truth`` answers a cross-silo cohort question from the writers' own plans, for tests
+to hold the lake's answers to. ``write_benchmark_vcf`` writes a large VCF for the ingest
+benchmark. No real patient data is used anywhere: names, places and values come from small
+built-in lists and seeded random draws.
 """
 
 from connectors.synth.cohort import AS_OF, Address, Person, build_people
 from connectors.synth.dicom import write_imaging
+from connectors.synth.federation import RosterFacts, cohort_truth
 from connectors.synth.genomics import write_genomics
 from connectors.synth.lab import lab_truth, write_lab
 from connectors.synth.trial import trial_truth, write_trial
@@ -24,7 +26,9 @@ __all__ = [
     "Address",
     "CohortSummary",
     "Person",
+    "RosterFacts",
     "build_people",
+    "cohort_truth",
     "lab_truth",
     "trial_truth",
     "write_benchmark_vcf",
