@@ -12,7 +12,7 @@ pytestmark = pytest.mark.anyio
 
 async def test_the_contract_lists_every_tool_and_resource_in_sorted_order(lake: Lake):
     contract = await render_contract(make_server(lake.manifest, lake.root))
-    assert sorted(contract) == ["resource_templates", "resources", "tools"]
+    assert sorted(contract) == ["prompts", "resource_templates", "resources", "tools"]
     assert [tool["name"] for tool in contract["tools"]] == [
         "aggregate_observations",
         "aggregate_patients",
@@ -25,6 +25,15 @@ async def test_the_contract_lists_every_tool_and_resource_in_sorted_order(lake: 
         "catalog://datasets/patients",
     ]
     assert contract["resource_templates"] == []
+    # No cohort tool without a patients register: only the dataset prompt.
+    assert [prompt["name"] for prompt in contract["prompts"]] == ["describe_dataset"]
+    assert contract["prompts"][0]["arguments"] == [
+        {
+            "name": "dataset",
+            "description": contract["prompts"][0]["arguments"][0]["description"],
+            "required": True,
+        }
+    ]
     tool = contract["tools"][3]
     assert sorted(tool) == [
         "annotations",
