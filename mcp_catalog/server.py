@@ -1804,16 +1804,7 @@ class CatalogService:
                 "listed or saved; narrow the criteria, or ask for a count without saving",
             )
         if not pseudonyms:
-            decision = self._ledger.check_and_record(
-                principal.key, f"{cohorts.audience}/{FIND_COHORT}", members, min_difference=min_cell
-            )
-            if not decision.allowed:
-                self._score(call, RiskFeatures(near_duplicate_population=True))
-                raise Denied(
-                    "differencing_suspected",
-                    f"this cohort differs from an earlier one of yours by fewer than {min_cell} "
-                    "people, which could single someone out; it was refused and reported",
-                )
+            self._check_cohort_differencing(call, principal, members, min_cell)
         released = pseudonyms or len(members) >= min_cell
         versions = {view: g.dataset.delta_version for view, g in governed.items() if g}
         datasets = [g.dataset for g in governed.values() if g is not None]
@@ -2026,6 +2017,24 @@ class CatalogService:
             payload["correlation_id"] = job.correlation_id
         return payload, []
 
+    def _check_cohort_differencing(
+        self, call: _Call, principal: Principal, members: Any, min_cell: int
+    ) -> None:
+        """Record a counted cohort in the caller's ledger; refuse it when it differs from an
+        earlier one of theirs by fewer than ``min_cell`` people (it could single someone out)."""
+        cohorts = self.policy.cohorts
+        assert cohorts is not None
+        decision = self._ledger.check_and_record(
+            principal.key, f"{cohorts.audience}/{FIND_COHORT}", members, min_difference=min_cell
+        )
+        if not decision.allowed:
+            self._score(call, RiskFeatures(near_duplicate_population=True))
+            raise Denied(
+                "differencing_suspected",
+                f"this cohort differs from an earlier one of yours by fewer than {min_cell} "
+                "people, which could single someone out; it was refused and reported",
+            )
+
     def _saved_payload(
         self, call: _Call, principal: Principal, role: str, reference: str
     ) -> tuple[Any, list[str]]:
@@ -2044,16 +2053,7 @@ class CatalogService:
         listed = self._listing_problem(principal, role, saved.columns) is None
         k = saved.min_cell_size
         if not listed:
-            decision = self._ledger.check_and_record(
-                principal.key, f"{cohorts.audience}/{FIND_COHORT}", members, min_difference=k
-            )
-            if not decision.allowed:
-                self._score(call, RiskFeatures(near_duplicate_population=True))
-                raise Denied(
-                    "differencing_suspected",
-                    f"this cohort differs from an earlier one of yours by fewer than {k} people, "
-                    "which could single someone out; it was refused and reported",
-                )
+            self._check_cohort_differencing(call, principal, members, k)
         released = listed or len(members) >= k
         payload: dict[str, Any] = {
             "name": saved.name,
