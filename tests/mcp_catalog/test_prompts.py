@@ -538,3 +538,10 @@ async def test_the_served_prompts_are_audited_like_resource_reads(service, lake:
     for error, record in ((unknown, records[1]), (invalid, records[2])):
         assert f"(correlation id {record['correlation_id']})" in str(error.value)
         assert "no_such" not in str(error.value)
+
+
+def test_the_prompts_criterion_kinds_are_the_cohort_tool_s():
+    from mcp_catalog.cohort import KINDS
+    from mcp_catalog.prompts import COHORT_CRITERION_DATASETS
+
+    assert COHORT_CRITERION_DATASETS == {kind.name: kind.view for kind in KINDS}
