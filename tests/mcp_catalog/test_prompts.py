@@ -544,4 +544,4 @@ def test_the_prompts_criterion_kinds_are_the_cohort_tool_s():
     from mcp_catalog.cohort import KINDS
     from mcp_catalog.prompts import COHORT_CRITERION_DATASETS
 
-    assert COHORT_CRITERION_DATASETS == {kind.name: kind.view for kind in KINDS}
+    assert {kind.name: kind.view for kind in KINDS} == COHORT_CRITERION_DATASETS
