@@ -68,8 +68,9 @@ CONFLICT_REASONS: tuple[str, ...] = (
 )
 """``pipelines.ehr.CONFLICT_REASONS``."""
 
-SOURCE_SYSTEM = r"^(?:ehr|imaging|genomics|lab:\S+|trials:\S+)$"
-"""``ehr``, ``imaging``, ``genomics``, ``lab:<SITE>`` or ``trials:<STUDYID>``."""
+SOURCE_SYSTEM = r"^(?:ehr|imaging|genomics|(?:lab|trials):\S(?:[^\x00-\x1f]*\S)?)$"
+"""``ehr``, ``imaging``, ``genomics``, ``lab:<SITE>`` or ``trials:<STUDYID>``. A site is named
+as its feed names it, and an HL7 sending facility may hold spaces (``NIST Lab Facility``)."""
 
 
 def silo_of(source_system: pl.Expr) -> pl.Expr:

@@ -833,3 +833,23 @@ def test_a_crosswalk_without_its_columns_is_noted_not_counted(tmp_path: Path):
     assert any("lacks columns ['identifier_type', 'source_system']" in n for n in data.notes)
     page = render_report(data, tmp_path / "report").read_text(encoding="utf-8")
     assert "Identity linkage" in page
+
+
+@pytest.mark.parametrize(
+    ("system", "valid"),
+    [
+        ("lab:NIST Lab Facility", True),  # an HL7 sending facility, as a real feed names it
+        ("lab:SITE-A01", True),
+        ("trials:CDISCPILOT01", True),
+        ("imaging", True),
+        ("lab:", False),
+        ("lab: SITE", False),
+        ("lab:SITE\n", False),
+        ("pacs", False),
+    ],
+)
+def test_source_systems_are_named_as_their_feeds_name_them(system: str, valid: bool):
+    from quality.suites.identity import SOURCE_SYSTEM
+
+    frame = pl.DataFrame({"source_system": [system]})
+    assert frame.select(pl.col("source_system").str.contains(SOURCE_SYSTEM)).item() is valid
